@@ -676,6 +676,14 @@ static void json_num(FILE *fp, double x, int single)
         double y = strtod(buf, NULL);
         if (single ? (float)y == (float)x : y == x) break;
     }
+    /* plain notation for ordinary magnitudes: 1010, not 1.01e+03 */
+    double ax = fabs(x);
+    if (strchr(buf, 'e') && ax >= 1e-5 && ax < 1e16) {
+        int digits = 0;
+        for (const char *c = buf; *c && *c != 'e'; c++) digits += *c >= '0' && *c <= '9';
+        int dec = digits - 1 - (int)floor(log10(ax));
+        snprintf(buf, sizeof buf, "%.*f", dec > 0 ? dec : 0, x);
+    }
     /* keep it a JSON number that reads as float: 1 -> 1.0 */
     if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");
     fputs(buf, fp);

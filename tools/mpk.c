@@ -190,14 +190,16 @@ static int info_one(const char *path)
         const mm_rec *h = mm_stream_header(s);
         const mm_val *tool = mm_rec_get(h, "tool"), *par = mm_rec_get(h, "parents");
         const mm_val *meta = mm_rec_get(h, "meta");
-        uint64_t before = mm_stream_data_bytes(s);
-        while ((k = mm_stream_read(s, r)) >= 0) {}
+        uint64_t bytes = 0;
+        size_t rn;
+        while ((k = mm_stream_read(s, r)) >= 0)
+            if (mm_rec_bytes(r, &rn)) bytes += rn;
         if (k < -1) { ret = (int)k; break; }
         total += mm_stream_count(s);
-        printf("  segment %lld: %s '%s', %lld records, digest %s, ~%.1f MiB data\n",
+        printf("  segment %lld: %s '%s', %lld records (%llu bytes), digest %s\n",
                (long long)mm_stream_segments(s), mm_hdr_kind(h) ? mm_hdr_kind(h) : "?",
                mm_hdr_id(h) ? mm_hdr_id(h) : "?", (long long)mm_stream_count(s),
-               mm_stream_digest(s), (double)(mm_stream_data_bytes(s) - before) / 1048576.0);
+               (unsigned long long)bytes, mm_stream_digest(s));
         if (tool && tool->type == MM_MAP) {
             const char *name = mm_val_str(mm_map_get(tool, "name"));
             const char *ver = mm_val_str(mm_map_get(tool, "version"));
