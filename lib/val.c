@@ -799,14 +799,16 @@ void mm_val_print_json(FILE *fp, const mm_val *v, int flags)
             if (i) fputc(',', fp);
             if (k->type == MM_STR) {
                 json_str(fp, k->u.s.p, k->u.s.n);
-            } else { /* JSON keys are strings: print the key's JSON as one */
-                char *buf = NULL;
-                size_t len = 0;
-                FILE *m = open_memstream(&buf, &len);
-                mm_val_print_json(m, k, flags);
-                fclose(m);
-                json_str(fp, buf, len);
-                free(buf);
+            } else if (k->type == MM_ARRAY || k->type == MM_MAP || k->type == MM_BIN ||
+                       k->type == MM_EXT) {
+                /* JSON keys are strings; a compound key is named, not
+                 * printed (printing it escaped grows 2^depth) */
+                fprintf(fp, "\"<%s key>\"", k->type == MM_ARRAY ? "array" :
+                        k->type == MM_MAP ? "map" : "bin");
+            } else {
+                fputc('"', fp);
+                mm_val_print_json(fp, k, flags);
+                fputc('"', fp);
             }
             fputc(':', fp);
             mm_val_print_json(fp, &v->u.m.kv[i].v, flags);

@@ -151,6 +151,17 @@ int main(void)
     is_str(json(mm_rec_get(r, "h"), MM_JSON_FULL), "{\"tensor\":\"f16\",\"shape\":[2],\"data\":[1.0,-2.0]}",
            "JSON f16 tensor");
 
+    /* non-string keys: scalars quoted, compound keys named, never expanded
+     * (a 60-deep chain of map keys once printed 2^60 backslashes) */
+    unsigned char keys[140] = {0x82, 0x01, 0xc3};
+    size_t kn = 3;
+    for (int d = 0; d < 60; d++) keys[kn++] = 0x81;
+    keys[kn++] = 0x01;
+    for (int d = 0; d < 60; d++) keys[kn++] = 0x02;
+    keys[kn++] = 0x03;
+    ok(mm_rec_decode(q, keys, kn) == 0, "map with an int key and a deep map key");
+    is_str(json(mm_rec_croot(q), 0), "{\"1\":true,\"<map key>\":3}", "JSON of non-string keys");
+
     free(buf);
     mm_rec_free(r);
     mm_rec_free(q);

@@ -1,0 +1,43 @@
+#!/bin/sh
+# check-asan.sh SRCDIR TEST_DATA: the sanitizer variant of make check.
+# A second build in _asan/ with clang, AddressSanitizer and
+# UndefinedBehaviorSanitizer (and libFuzzer coverage), the unit and stream
+# tests under it, then a short libFuzzer run of the stream reader from the
+# committed seeds. Slow integration tests (realdata.sh) are left out.
+# FUZZ_SECONDS (default 60) sets the length of the fuzz run.
+set -eu
+src=$1
+data=$2
+cc=${CLANG:-clang}
+command -v "$cc" >/dev/null || { echo "check-asan: clang not found (apt-get install clang)" >&2; exit 1; }
+b=$PWD/_asan
+mkdir -p "$b"
+cd "$b"
+san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+if [ ! -f Makefile ]; then
+    echo "check-asan: configuring in $b"
+    "$src/configure" -q CC="$cc" CFLAGS="-O1 -g $san -fsanitize=fuzzer-no-link" \
+        LDFLAGS="$san" --without-cuda --with-test-data="$data" >/dev/null
+fi
+make -s -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# unit tests and the stream tests; realdata.sh and man.sh are left out
+units="tests/unit/t-dtype tests/unit/t-io tests/unit/t-val tests/unit/t-stream tests/unit/t-table tests/unit/t-toolutil tests/unit/t-backend"
+tools="tests/tools/usage.sh tests/tools/mpk.sh tests/tools/integrity.sh tests/tools/roundtrip.sh"
+make -s check TESTS="$units $tools"
+
+echo "check-asan: building the stream fuzzer"
+# shellcheck disable=SC2046
+"$cc" -O1 -g $san -fsanitize=fuzzer -I. -I"$src/lib" -o tests/fuzz-stream \
+    "$src/tests/fuzz/fuzz_stream.c" lib/libmmpath.a \
+    $(pkg-config --libs libzstd msgpack libxxhash) -lm
+corpus=$(mktemp -d)
+trap 'rm -rf "$corpus"' EXIT
+cp "$src"/tests/fuzz/corpus/* "$corpus"/
+secs=${FUZZ_SECONDS:-60}
+echo "check-asan: fuzzing the stream reader for ${secs}s"
+./tests/fuzz-stream -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 \
+    -print_final_stats=1 "$corpus" 2> fuzz.log || { tail -50 fuzz.log; exit 1; }
+grep -E "stat::number_of_executed_units|stat::peak_rss_mb" fuzz.log || true
+echo "check-asan: fuzz run clean"
