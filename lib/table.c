@@ -297,8 +297,9 @@ int mm_clin_event(const mm_clin_cols *c, const char *s, int *event)
 
 int mm_clin_resolve(const mm_table *t, const mm_colopts *o, mm_clin_cols *c)
 {
-    static const char *const time_names[] = {"time", "survival_months", "futime",
-                                             "os.time", "os_time", "os_months", NULL};
+    static const char *const time_names[] = {"time", "survival_months", "time_months",
+                                             "futime", "os.time", "os_time", "os_months",
+                                             "os_days", NULL};
     static const char *const event_names[] = {"event", "status", "censorship",
                                               "fustat", "vital_status", NULL};
     memset(c, 0, sizeof *c);
