@@ -443,6 +443,11 @@ int mm_pack_clinical(const mm_table *t, const mm_colopts *o, mm_rec *h,
         mm_val_set_str(h, mm_map_put(h, meta, "event_coding"), c.note);
     }
     mm_val_set_str(h, mm_map_put(h, meta, "time_unit"), o->time_unit ? o->time_unit : "unknown");
+    for (int j = 0; j < nc; j++)
+        if (strncmp(t->names[j], "mpk", 3) == 0)
+            snprintf(note + strlen(note), note_n - strlen(note), "%scolumn '%s' renamed "
+                     "'_%s' (keys starting with mpk are reserved)", note[0] ? "; " : "",
+                     t->names[j], t->names[j]);
     int ret = mm_stream_begin(out, h);
     mm_rec *r = mm_rec_new();
     char id[1024], key[1024];

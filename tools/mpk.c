@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mm/stream.h"
@@ -138,7 +139,10 @@ static int cmd_cat(int argc, char **argv, int head)
         tmp = mm_malloc(n);
         snprintf(tmp, n, "%s.tmp.XXXXXX", outpath);
         int fd = mkstemp(tmp);
-        if (fd < 0 || !(out = fdopen(fd, "w"))) mm_die_errno("%s: cannot create", outpath);
+        mode_t um = umask(0);
+        umask(um);
+        if (fd < 0 || fchmod(fd, 0666 & ~um) != 0 || !(out = fdopen(fd, "w")))
+            mm_die_errno("%s: cannot create", outpath);
     }
     int bad = 0;
     if (optind == argc) {
@@ -472,6 +476,7 @@ int main(int argc, char **argv)
     static char prog[64];
     snprintf(prog, sizeof prog, "mpk %s", cmd);
     mm_tool_init(prog);
+    argv[1] = prog; /* getopt's own messages say "mpk pack: ..." */
     int ret;
     if (!strcmp(cmd, "cat")) ret = cmd_cat(argc - 1, argv + 1, 0);
     else if (!strcmp(cmd, "head")) ret = cmd_cat(argc - 1, argv + 1, 1);
