@@ -6,7 +6,9 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#ifndef MM_NO_CUDNN
 #include <cudnn.h>
+#endif
 
 extern "C" int mm__cuda_probe(char *desc, size_t n, char *err, size_t errn);
 extern "C" int mm__cuda_sgemm(int m, int n, int k, const float *a,
@@ -32,10 +34,14 @@ extern "C" int mm__cuda_probe(char *desc, size_t n, char *err, size_t errn)
         snprintf(err, errn, "CUDA: %s", cudaGetErrorString(e));
         return -1;
     }
+#ifndef MM_NO_CUDNN
+    size_t dnn = cudnnGetVersion();
+#else
+    size_t dnn = 0;
+#endif
     snprintf(desc, n, "%d device(s); 0: %s (sm_%d%d, %.0f GiB), CUDA runtime "
              "%d.%d, cuDNN %zu", count, p.name, p.major, p.minor,
-             p.totalGlobalMem / 1073741824.0, rt / 1000, rt % 1000 / 10,
-             cudnnGetVersion());
+             p.totalGlobalMem / 1073741824.0, rt / 1000, rt % 1000 / 10, dnn);
     return count;
 }
 
