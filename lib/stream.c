@@ -452,3 +452,37 @@ int64_t mm_chunk_rows(size_t row_bytes)
     if (row_bytes == 0 || row_bytes >= target) return 1;
     return (int64_t)(target / row_bytes);
 }
+
+int64_t mm_stream_write_rows(mm_stream *s, const mm_rec *extra, int nt,
+                             const char *const *keys, const mm_nd *t)
+{
+    MM_ASSERT(nt >= 1 && t[0].ndim >= 1);
+    int64_t rows = t[0].shape[0];
+    size_t row_bytes = 0;
+    for (int i = 0; i < nt; i++) {
+        MM_ASSERT(t[i].ndim >= 1 && t[i].shape[0] == rows);
+        row_bytes += rows ? t[i].nbytes / (size_t)rows : 0;
+    }
+    int64_t step = mm_chunk_rows(row_bytes), chunk = 0;
+    mm_rec *r = mm_rec_new();
+    int ret = 0;
+    for (int64_t r0 = 0; r0 < rows || (rows == 0 && chunk == 0); r0 += step) {
+        int64_t r1 = r0 + step < rows ? r0 + step : rows;
+        mm_rec_clear(r);
+        if (extra) mm_val_copy(r, mm_rec_root(r), mm_rec_croot(extra));
+        mm_val_set_int(mm_rec_put(r, "chunk"), chunk);
+        for (int i = 0; i < nt; i++) {
+            int64_t shape[MM_ND_MAXDIM];
+            memcpy(shape, t[i].shape, sizeof shape);
+            shape[0] = r1 - r0;
+            size_t rb = rows ? t[i].nbytes / (size_t)rows : 0;
+            mm_val_set_nd(r, mm_rec_put(r, keys[i]), t[i].dtype, t[i].ndim, shape,
+                          (const char *)t[i].data + (size_t)r0 * rb, 0);
+        }
+        if ((ret = mm_stream_write(s, r)) != 0) break;
+        chunk++;
+        if (rows == 0) break;
+    }
+    mm_rec_free(r);
+    return ret ? ret : chunk;
+}

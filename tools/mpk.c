@@ -196,8 +196,12 @@ static int info_one(const char *path)
         const mm_val *meta = mm_rec_get(h, "meta");
         uint64_t bytes = 0;
         size_t rn;
-        while ((k = mm_stream_read(s, r)) >= 0)
+        mm_progress *pg = mm_progress_new("records read", 0);
+        while ((k = mm_stream_read(s, r)) >= 0) {
             if (mm_rec_bytes(r, &rn)) bytes += rn;
+            mm_progress_update(pg, (uint64_t)(total + k + 1));
+        }
+        mm_progress_end(pg);
         if (k < -1) { ret = (int)k; break; }
         total += mm_stream_count(s);
         printf("  segment %lld: %s '%s', %lld records (%llu bytes), digest %s\n",
@@ -296,10 +300,12 @@ static int cmd_info(int argc, char **argv, int verify)
         mm_rec *r = mm_rec_new();
         int ret;
         int64_t k = 0, n = 0;
+        mm_progress *pg = mm_progress_new("records checked", 0);
         while ((ret = mm_stream_next(s)) == 0) {
-            while ((k = mm_stream_read(s, r)) >= 0) n++;
+            while ((k = mm_stream_read(s, r)) >= 0) mm_progress_update(pg, (uint64_t)++n);
             if (k < -1) { ret = (int)k; break; }
         }
+        mm_progress_end(pg);
         if (ret < -1) {
             if (mm_verbosity >= 1) fprintf(stderr, "%s: %s\n", mm_prog, mm_stream_error(s));
             bad = 1;

@@ -115,4 +115,12 @@ const char *mm_hdr_id(const mm_rec *h);
  * MM_REC_MAX; at least 1). */
 int64_t mm_chunk_rows(size_t row_bytes);
 
+/* Write NT tensors that share their first dimension (a slide's "xy" and
+ * "f") as chunk records of at most mm_chunk_rows() rows: each record holds
+ * the keys of EXTRA (may be NULL), "chunk": its index, and KEYS[i]: rows
+ * [r0, r1) of T[i]. Readers concatenate the chunks in order.
+ * @return the number of chunk records written, or < 0. */
+int64_t mm_stream_write_rows(mm_stream *s, const mm_rec *extra, int nt,
+                             const char *const *keys, const mm_nd *t) MM_RESULT_USED;
+
 #endif

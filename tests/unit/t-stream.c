@@ -488,6 +488,59 @@ static void test_bounded_memory(void)
     mm_rec_free(r);
 }
 
+static void test_chunks(void)
+{
+    /* 100 MiB of features (25600 rows x 1024 f32) with their xy: split into
+     * chunk records under 64 MiB that concatenate back to the original */
+    int64_t rows = 25600, dim = 1024;
+    float *f = mm_malloc((size_t)(rows * dim) * sizeof(float));
+    int32_t *xy = mm_malloc((size_t)rows * 2 * sizeof(int32_t));
+    for (int64_t i = 0; i < rows * dim; i++) f[i] = (float)(i % 9973) * 0.25f;
+    for (int64_t i = 0; i < rows * 2; i++) xy[i] = (int32_t)(i * 256);
+    mm_nd t[2] = {{.dtype = MM_I32, .ndim = 2, .shape = {rows, 2}, .count = rows * 2,
+                   .data = xy, .nbytes = (size_t)rows * 8},
+                  {.dtype = MM_F32, .ndim = 2, .shape = {rows, dim}, .count = rows * dim,
+                   .data = f, .nbytes = (size_t)(rows * dim) * 4}};
+    const char *keys[2] = {"xy", "f"};
+    mm_stream *s = mm_stream_open(path("chunks.mpk"), "w");
+    mm_rec *h = mm_rec_new(), *extra = mm_rec_new(), *r = mm_rec_new();
+    mm_hdr_init(h, "features", "slide");
+    mm_val_set_str(extra, mm_rec_put(extra, "id"), "slide");
+    ok(mm_stream_begin(s, h) == 0, "begin");
+    int64_t nchunks = mm_stream_write_rows(s, extra, 2, keys, t);
+    ok(nchunks >= 25, "100 MiB written as %lld chunk records", (long long)nchunks);
+    ok(mm_stream_end(s) == 0 && mm_stream_close(s) == 0, "closed");
+    s = mm_stream_open(path("chunks.mpk"), "r");
+    int64_t k, row = 0, bad = 0, maxbytes = 0;
+    while ((k = mm_stream_read(s, r)) >= 0) {
+        size_t n;
+        mm_rec_bytes(r, &n);
+        if ((int64_t)n > maxbytes) maxbytes = (int64_t)n;
+        int64_t c;
+        mm_nd a, b;
+        if (mm_val_int(mm_rec_get(r, "chunk"), &c) != 0 || c != k ||
+            strcmp(mm_val_str(mm_rec_get(r, "id")), "slide") != 0 ||
+            mm_val_nd(mm_rec_get(r, "xy"), &a) != 0 || mm_val_nd(mm_rec_get(r, "f"), &b) != 0 ||
+            a.shape[0] != b.shape[0] || b.shape[1] != dim ||
+            memcmp(b.data, f + row * dim, b.nbytes) != 0 ||
+            memcmp(a.data, xy + row * 2, a.nbytes) != 0) {
+            bad++;
+            continue;
+        }
+        row += b.shape[0];
+    }
+    is_int(k, -1, "chunks read to the end");
+    is_int(bad, 0, "every chunk carries id, its index and the right rows");
+    is_int(row, rows, "chunks concatenate to all %lld rows", (long long)rows);
+    ok(maxbytes <= (int64_t)MM_REC_MAX, "largest chunk %lld bytes <= 64 MiB", (long long)maxbytes);
+    mm_stream_discard(s);
+    free(f);
+    free(xy);
+    mm_rec_free(h);
+    mm_rec_free(extra);
+    mm_rec_free(r);
+}
+
 static void test_open_errors(void)
 {
     ok(mm_stream_open("/nonexistent/x.mpk", "r") == NULL, "missing file");
@@ -505,6 +558,7 @@ int main(void)
     test_trailer_and_format();
     test_writer_rules();
     test_bounded_memory();
+    test_chunks();
     test_open_errors();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
