@@ -147,18 +147,18 @@ static double now(void)
 }
 
 static void print_line(const char *mode, const char *kind, const char *level,
-                       int64_t nrec, mm_stream *s, double sec)
+                       int64_t nrec, uint64_t data_bytes, uint64_t comp_bytes,
+                       double sec)
 {
-    double data = (double)mm_stream_data_bytes(s) / 1e6,
-           comp = (double)mm_stream_raw_bytes(s) / 1e6;
+    double data = (double)data_bytes / 1e6, comp = (double)comp_bytes / 1e6;
     printf("%s %s %s %lld %.2f %.2f %.3f %.1f\n", mode, kind, level,
            (long long)nrec, data, comp, sec, sec > 0 ? data / sec : 0.0);
 }
 
-static int fail(const char *what, mm_stream *s)
+/* The library's messages name the file already. */
+static int fail(mm_stream *s)
 {
-    fprintf(stderr, "stream-bench: %s: %s\n", what,
-            s ? mm_stream_error(s) : mm_strerror());
+    fprintf(stderr, "stream-bench: %s\n", s ? mm_stream_error(s) : mm_strerror());
     return 1;
 }
 
@@ -207,7 +207,7 @@ static int do_write(const char *path, const char *kind, double mb, int level)
     double t0 = now();
     mm_stream *s = mm_stream_open(path, "w");
     if (!s) {
-        ret = fail(path, NULL);
+        ret = fail(NULL);
         goto out;
     }
     if (level > 0) mm_stream_set_level(s, level);
@@ -255,25 +255,20 @@ static int do_write(const char *path, const char *kind, double mb, int level)
         }
         if (mm_stream_end(s) != 0) goto werr;
     }
-    /* the byte counts live on the handle: read them before closing */
-    uint64_t data = mm_stream_data_bytes(s);
+    /* every frame is ended: the byte counts are final, and they live on
+     * the handle, so take them before closing */
+    uint64_t data = mm_stream_data_bytes(s), comp = mm_stream_raw_bytes(s);
     if (mm_stream_close(s) != 0) {
-        ret = fail(path, NULL);
+        ret = fail(NULL);
         goto out;
     }
-    double sec = now() - t0;
-    FILE *fp = fopen(path, "rb");
-    long comp = -1;
-    if (fp && fseek(fp, 0, SEEK_END) == 0) comp = ftell(fp);
-    if (fp) fclose(fp);
     char lv[16];
     snprintf(lv, sizeof lv, "%d", level > 0 ? level : mm_stream_level(kind));
-    printf("write %s %s %lld %.2f %.2f %.3f %.1f\n", kind, lv, (long long)nrec,
-           (double)data / 1e6, (double)comp / 1e6, sec, (double)data / 1e6 / sec);
+    print_line("write", kind, lv, nrec, data, comp, now() - t0);
     ret = 0;
     goto out;
 werr:
-    ret = fail(path, s);
+    ret = fail(s);
     mm_stream_discard(s);
 out:
     mm_rec_free(h);
@@ -294,7 +289,7 @@ static int do_read(const char *path)
     mm_stream *s = mm_stream_open(path, "r");
     if (!s) {
         mm_rec_free(r);
-        return fail(path, NULL);
+        return fail(NULL);
     }
     while ((ret = mm_stream_next(s)) == 0) {
         if (nrec == 0) snprintf(kind, sizeof kind, "%s", mm_hdr_kind(mm_stream_header(s)));
@@ -324,14 +319,15 @@ static int do_read(const char *path)
     }
     double sec = now() - t0;
     if (ret < -1) {
-        int rc = fail("read", s);
+        int rc = fail(s);
         mm_stream_discard(s);
         mm_rec_free(r);
         return rc;
     }
-    print_line("read", kind, "-", nrec, s, sec);
+    print_line("read", kind, "-", nrec, mm_stream_data_bytes(s),
+               mm_stream_raw_bytes(s), sec);
     sink = sum;
-    int rc = mm_stream_close(s) != 0 ? fail(path, NULL) : 0;
+    int rc = mm_stream_close(s) != 0 ? fail(NULL) : 0;
     mm_rec_free(r);
     return rc;
 }
