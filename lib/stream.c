@@ -113,18 +113,23 @@ static int next_obj(mm_stream *s, mm_rec *r)
             if (avail == 0) return -1;
             return serr(s, MM_ETRUNC, "truncated stream (input ends inside a record)");
         }
-        /* need more: compact, grow, then read at least as much again */
-        if (s->pos) {
-            memmove(s->buf, s->buf + s->pos, avail);
-            s->end = avail;
-            s->pos = 0;
-        }
+        /* need more: read at least as much again (so a long record is
+         * scanned a logarithmic number of times), compacting only when the
+         * room after the unread bytes is too small */
         size_t want = avail + (avail > 65536 ? avail : 65536);
         if (want > MM_REC_MAX + 65536) want = MM_REC_MAX + 65536;
-        if (want > s->cap) {
-            s->cap = want;
-            s->buf = mm_realloc(s->buf, s->cap);
+        if (s->pos + want > s->cap) {
+            if (s->pos) {
+                memmove(s->buf, s->buf + s->pos, avail);
+                s->end = avail;
+                s->pos = 0;
+            }
+            if (want > s->cap) {
+                s->cap = want;
+                s->buf = mm_realloc(s->buf, s->cap);
+            }
         }
+        want += s->pos;
         while (s->end < want && !s->eof) {
             ssize_t got = mm_zio_read(s->z, s->buf + s->end, s->cap - s->end);
             if (got < 0) return serr(s, (int)got, "%s", mm_zio_error(s->z) +
