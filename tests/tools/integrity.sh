@@ -20,7 +20,7 @@ run mpk pack --kind omics -o big.mpk big.tsv
 ok $rc "pack a multi-frame stream"
 "$mk" frames big.mpk > frames
 nframes=$(wc -l < frames)
-[ "$nframes" -ge 2 ]; ok $? "segment spans $nframes frames"
+if [ "$nframes" -ge 2 ]; then pass "segment spans $nframes frames"; else fail "segment spans $nframes frames"; fi
 size=$(wc -c < big.mpk)
 first=$(sed -n 1p frames)
 
@@ -74,10 +74,10 @@ like "$out" "total: 2 segments, 3000 records" "concatenation reads as one stream
 printf 'id,time,event\nA,1,1\nB,2\n' > bad.csv
 run mpk pack --kind clinical -o out.mpk bad.csv
 is "$rc" 1 "bad table: exit 1"
-[ ! -e out.mpk ] && [ -z "$(ls | grep 'out\.mpk\.tmp')" ]; ok $? "bad table: no output, no temporary file"
+if [ ! -e out.mpk ] && [ -z "$(ls | grep 'out\.mpk\.tmp')" ]; then pass "bad table: no output, no temporary file"; else fail "bad table: no output, no temporary file"; fi
 run mpk cat -o out.jsonl cut-mid.mpk
 is "$rc" 1 "cat of a truncated stream to -o: exit 1"
-[ ! -e out.jsonl ]; ok $? "cat -o leaves no partial output"
+if [ ! -e out.jsonl ]; then pass "cat -o leaves no partial output"; else fail "cat -o leaves no partial output"; fi
 
 # binary output to a terminal is refused (script(1) gives us a pty)
 if command -v script >/dev/null 2>&1 && script -qec true /dev/null >/dev/null 2>&1; then

@@ -12,9 +12,10 @@ if ! command -v groff >/dev/null 2>&1; then
     exit 0
 fi
 
-PAGES="mpk.1 mmpath-stream.5 mmpath.7"
+PAGES="mpk.1 km-plot.1 mmpath-stream.5 mmpath.7"
 COMMANDS="cat head info verify pack"
 mpk1=$top_srcdir/man/mpk.1.in
+kmplot1=$top_srcdir/man/km-plot.1.in
 
 # groff text -> what a reader types: \- \e \(dq \(aq \% \&
 unescape() {
@@ -38,7 +39,7 @@ awk -v dir="$T_DIR/cmd" '
         cont = /\\e$/
         if (!cont) close(f)
     }
-' "$mpk1"
+' "$mpk1" "$kmplot1"
 nex=0
 for f in "$T_DIR"/cmd/*; do
     [ -e "$f" ] || continue
@@ -46,7 +47,7 @@ for f in "$T_DIR"/cmd/*; do
     nex=$((nex + 1))
 done
 
-plan $(( $(echo $PAGES | wc -w) + 1 + $(echo $COMMANDS | wc -w) + nex ))
+plan $(( $(echo $PAGES | wc -w) + 2 + $(echo $COMMANDS | wc -w) + nex ))
 
 # ---- lint
 for p in $PAGES; do
@@ -76,6 +77,13 @@ check_opts() { # WHAT, with the usage text in $T_DIR/usage
 }
 mpk --help >"$T_DIR/usage" 2>&1
 check_opts "mpk --help"
+unescape "$kmplot1" >"$T_DIR/km-plot.1.txt"
+km-plot --help >"$T_DIR/usage" 2>&1
+missing=
+for o in $(grep -o -e '--[a-z][a-z-]*' "$T_DIR/usage" | sort -u); do
+    grep -Eq -e "$o([^a-z-]|\$)" "$T_DIR/km-plot.1.txt" || missing="$missing $o"
+done
+is "${missing# }" "" "km-plot(1) names every long option of km-plot --help"
 for c in $COMMANDS; do
     mpk "$c" --help >"$T_DIR/usage" 2>&1
     check_opts "mpk $c --help"
@@ -100,6 +108,11 @@ EOF
 printf 'sample\tTCGA-A1-A0SB-01\tTCGA-A1-A0SD-01\tTCGA-A2-A04P-01\n' >expr.tsv
 printf '%s\t%s\t%s\t%s\n' TP53 10.21 9.87 11.02  EGFR 7.45 NA 8.13 \
     ERBB2 12.9 13.4 9.6  ESR1 11.5 12.1 4.2 >>expr.tsv
+
+# a risk score per patient (km-plot's examples)
+printf 'id\ttime\tstatus\trisk\n' >risk.tsv
+printf '%s\t%s\t%s\t%s\n' P1 306 1 0.9  P2 455 1 0.4  P3 1010 0 -0.7  P4 210 1 1.2 \
+    P5 883 1 -0.1  P6 1022 0 -1.3  P7 310 1 0.8  P8 361 1 0.2 >>risk.tsv
 
 # ---- run the examples in order, each in the same directory
 [ "$nex" -gt 0 ] || diag "no example found in the EXAMPLES of $mpk1"

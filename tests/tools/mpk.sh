@@ -4,7 +4,7 @@
 set -e
 cases=$top_srcdir/tests/tools/mpk/cases.tst
 gold=$top_srcdir/tests/tools/mpk/expected
-cp "$top_srcdir"/tests/fixtures/* "$T_DIR"/
+find "$top_srcdir/tests/fixtures" -maxdepth 1 -type f -exec cp {} "$T_DIR"/ \;
 cd "$T_DIR"
 grep -v '^#' "$cases" | grep -v '^$' > "$T_DIR/cases"
 while read -r code golden cmd; do

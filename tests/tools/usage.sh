@@ -4,7 +4,7 @@
 # and prints "<name> (mmpath) VERSION" for --version.
 . "$top_srcdir/tests/tools/lib.sh"
 set -e
-TOOLS="mpk"
+TOOLS="mpk km-plot"
 SUBS_mpk="cat head info verify pack"
 for t in $TOOLS; do
     run "$t" --help
@@ -16,14 +16,15 @@ for t in $TOOLS; do
     run "$t"
     is "$rc" 2 "$t with no arguments exits 2"
     like "$err" "^Usage: $t" "$t with no arguments prints usage on stderr"
-    eval subs=\${SUBS_$t:-}
+    v=$(echo "$t" | tr - _); eval subs=\${SUBS_$v:-}
     for s in $subs; do
         run "$t" "$s" --help
         is "$rc" 0 "$t $s --help exits 0"
         is "$(head -c $((8 + ${#t} + ${#s})) "$out")" "Usage: $t $s" "$t $s --help starts with Usage"
         run "$t" "$s" --no-such-option
         is "$rc" 2 "$t $s: bad option exits 2"
-        [ ! -s "$out" ]; ok $? "$t $s: bad option writes nothing on stdout"
+        if [ ! -s "$out" ]; then pass "$t $s: bad option writes nothing on stdout"
+        else fail "$t $s: bad option writes nothing on stdout"; fi
     done
 done
 echo "1..$T_N"
