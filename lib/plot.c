@@ -523,7 +523,8 @@ static int make_layout(layout *L)
     L->risk_names = mm_calloc((size_t)L->ng, sizeof *L->risk_names);
     char buf[32];
     for (int i = 0; i < L->ng; i++) {
-        char *name = fit_text(group_name(L, i, buf, sizeof buf), name_max, FS_TICK, 1);
+        const char *full = L->g[i].short_name ? L->g[i].short_name : group_name(L, i, buf, sizeof buf);
+        char *name = fit_text(full, name_max, FS_TICK, 1);
         L->risk_names[i] = name;
         if (o->risk_table)
             left = fmax(left, PAD + text_width(name, FS_TICK, 1) + TICK_LEN + 3);

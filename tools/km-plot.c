@@ -515,6 +515,7 @@ int main(int argc, char **argv)
             snprintf(buf, sizeof buf, "%s (n = %zu)", names[g], km[g].n);
             legend[g] = mm_strdup(buf);
             pg[g].name = legend[g];
+            pg[g].short_name = names[g];
             pg[g].km = &km[g];
         }
         char *svg = NULL;

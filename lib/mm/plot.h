@@ -15,6 +15,8 @@
 typedef struct {
     const char *name;   /* legend label, e.g. "high risk (n = 114)" */
     const mm_km *km;
+    const char *short_name; /* number-at-risk row label, e.g. "high risk";
+                             * NULL: NAME */
 } mm_plot_group;
 
 typedef struct {

@@ -70,9 +70,9 @@ static mm_km km_b = KM(rows_b, 8, 3);
 static mm_km km_empty = {.ci = MM_CI_LOG, .conf = 0.95, .median = NAN};
 
 static const mm_plot_group groups[] = {
-    {"A&B <1>", &km_a},
-    {"Control", &km_b},
-    {"empty", &km_empty},
+    {"A&B <1>", &km_a, NULL},
+    {"Control", &km_b, NULL},
+    {"empty", &km_empty, NULL},
 };
 
 static void test_opts(mm_plot_opts *o)
@@ -270,7 +270,7 @@ static void test_errors(void)
         {1, 4, 1, 0, 0.6, 0, 0, NAN, NAN},
     };
     mm_km km_bad = KM(bad, 5, 2);
-    mm_plot_group g = {"unsorted", &km_bad};
+    mm_plot_group g = {"unsorted", &km_bad, NULL};
     mm_plot_opts_init(&o);
     ok(mm_km_svg(fp, &g, 1, &o) == -1, "times out of order: -1");
     like(mm_strerror(), "unsorted", "... naming the group");
