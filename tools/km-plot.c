@@ -458,6 +458,14 @@ int main(int argc, char **argv)
         printf(isnan(km[g].median_upper) ? "NA" : "%.17g", km[g].median_upper);
         printf("\n");
     }
+    /* number at risk (and S) at the --times, as summary(fit, times = ...) */
+    for (int g = 0; g < ng; g++)
+        for (int k = 0; po.times && k < po.ntimes; k++) {
+            printf("at_risk group=%s time=%.17g n_risk=%.17g surv=", names[g], times[k],
+                   mm_km_n_risk_at(&km[g], times[k]));
+            printf(isnan(mm_km_surv_at(&km[g], times[k])) ? "NA\n" : "%.17g\n",
+                   mm_km_surv_at(&km[g], times[k]));
+        }
     char ptext[64] = "";
     if (ng > 1) {
         mm_logrank lr;

@@ -40,6 +40,12 @@ like km.svg 'Log-rank p = 0.0013' "the SVG shows survminer's p-value"
 like km.svg 'Time \(days\)' "x label names the unit"
 if [ -z "$(ls | grep '\.tmp\.')" ]; then pass "no temporary files left"; else fail "no temporary files left"; fi
 
+# number at risk at chosen times, as summary(fit, times = c(0, 200, 500))
+run km-plot --group sex --event-value 2 --times 0,200,500 "$D/survival/lung.tsv"
+like "$out" '^at_risk group=sex=1 time=0 n_risk=138 surv=1$' "at risk: sex=1 at 0"
+like "$out" '^at_risk group=sex=1 time=200 n_risk=78 surv=0.607307235417154' "at risk: sex=1 at 200 (R: 78, S = 0.6073072354171547)"
+like "$out" '^at_risk group=sex=2 time=500 n_risk=21 surv=0.4110461351066878' "at risk: sex=2 at 500 (R: 21, S = 0.41104613510668786)"
+
 # PNG: 720 x 560 at --png-scale 1, read from the IHDR chunk
 run km-plot --group sex --event-value 2 --png-scale 1 -o km.png "$D/survival/lung.tsv"
 is "$rc" 0 "PNG: exit 0"
