@@ -2,7 +2,7 @@
 # install-deps.sh: the Debian 12 packages mmpath builds and tests with (the
 # list INSTALL gives). Uses apt-get as root, or sudo; otherwise only checks.
 set -eu
-PKGS="build-essential autoconf automake pkg-config clang zstd groff-base bsdutils
+PKGS="build-essential autoconf automake pkg-config clang zstd groff-base bsdutils zlib1g-dev
 libzstd-dev libmsgpack-dev libxxhash-dev libopenslide-dev libtiff-dev libvips-dev
 libopenblas-dev python3 python3-zstandard python3-msgpack python3-numpy python3-xxhash"
 missing=

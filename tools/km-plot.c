@@ -195,12 +195,26 @@ static double quantile7(const double *x, size_t n, double p)
     return x[lo] + (h - (double)lo) * (x[lo + 1] - x[lo]);
 }
 
-static int cmp_str(const void *a, const void *b)
+typedef struct {
+    const char *s;
+    double num;
+    int isnum;
+} gkey;
+static gkey *g_keys;
+
+/* numbers first, in numeric order, then strings in byte order */
+static int gkey_cmp(const gkey *x, const gkey *y)
 {
-    const char *x = *(char *const *)a, *y = *(char *const *)b;
-    double u, v;
-    if (mm_cell_number(x, &u) == 0 && mm_cell_number(y, &v) == 0) return (u > v) - (u < v);
-    return strcmp(x, y);
+    if (x->isnum && y->isnum) return (x->num > y->num) - (x->num < y->num);
+    if (x->isnum != y->isnum) return x->isnum ? -1 : 1;
+    return strcmp(x->s, y->s);
+}
+
+static int cmp_gkey(const void *a, const void *b)
+{
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = gkey_cmp(&g_keys[i], &g_keys[j]);
+    return c ? c : (i > j) - (i < j);
 }
 
 static void write_tsv(const char *path, mm_km *km, char **names, int ng)
@@ -386,23 +400,29 @@ int main(int argc, char **argv)
     char **names;
     char label[64];
     if (group_col) {
-        char **vals = mm_malloc(co_.n * sizeof(char *));
-        memcpy(vals, co_.group, co_.n * sizeof(char *));
-        qsort(vals, co_.n, sizeof(char *), cmp_str);
+        /* sort subjects by group value once (numbers as numbers), then
+         * number the runs: O(n log n) with each value parsed once */
+        g_keys = mm_malloc(co_.n * sizeof(gkey));
+        size_t *ord = mm_malloc(co_.n * sizeof(size_t));
+        for (size_t i = 0; i < co_.n; i++) {
+            g_keys[i].s = co_.group[i];
+            g_keys[i].isnum = mm_cell_number(co_.group[i], &g_keys[i].num) == 0;
+            ord[i] = i;
+        }
+        qsort(ord, co_.n, sizeof(size_t), cmp_gkey);
         names = mm_malloc(co_.n * sizeof(char *));
         ng = 0;
-        for (size_t i = 0; i < co_.n; i++)
-            if (i == 0 || cmp_str(&vals[i], &vals[i - 1]) != 0) names[ng++] = vals[i];
-        for (size_t i = 0; i < co_.n; i++)
-            for (int g = 0; g < ng; g++)
-                if (cmp_str(&co_.group[i], &names[g]) == 0) { gid[i] = g; break; }
-        if (ng > 64) mm_die("%s: --group %s has %d values; at most 64", in, group_col, ng);
-        free(vals);
-        for (int g = 0; g < ng; g++) {
-            char buf[300];
-            snprintf(buf, sizeof buf, "%s=%s", group_col, names[g]);
-            names[g] = mm_strdup(buf);
+        for (size_t k = 0; k < co_.n; k++) {
+            if (k == 0 || gkey_cmp(&g_keys[ord[k]], &g_keys[ord[k - 1]]) != 0) {
+                if (ng == 64) mm_die("%s: --group %s has more than 64 values", in, group_col);
+                char buf[300];
+                snprintf(buf, sizeof buf, "%s=%s", group_col, co_.group[ord[k]]);
+                names[ng++] = mm_strdup(buf);
+            }
+            gid[ord[k]] = ng - 1;
         }
+        free(ord);
+        free(g_keys);
     } else if (split_mode) {
         double *sorted = mm_malloc(co_.n * sizeof(double));
         memcpy(sorted, co_.risk, co_.n * sizeof(double));

@@ -13,7 +13,6 @@
 
 #include <zstd.h>
 
-#include "mm/backend.h"
 #include "toolutil.h"
 
 const char *mm_prog = "mmpath";
@@ -130,11 +129,14 @@ int mm_common_opt(int c, const char *arg)
 
 void mm_print_version(const char *prog)
 {
-    char cuda[256];
-    mm_cuda_probe(cuda, sizeof cuda);
+    /* no call into the backend: a tool that needs no GPU links none of it */
+#ifdef MM_HAVE_CUDA
+    const char *cuda = "built";
+#else
+    const char *cuda = "not built";
+#endif
     printf("%s (mmpath) %s\n", prog, mm_version());
-    printf("zstd %s; CUDA backend %s\n", ZSTD_versionString(),
-           mm_cuda_built() ? "built" : "not built");
+    printf("zstd %s; CUDA backend %s\n", ZSTD_versionString(), cuda);
 }
 
 void mm_refuse_tty(const char *path)
