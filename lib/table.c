@@ -1,14 +1,17 @@
-/* table.c: TSV/CSV tables and the shared clinical column options
- * (mm/table.h), packed into clinical and omics streams.
+/* table.c: TSV/CSV tables (plain or gzip-compressed) and the shared
+ * clinical column options (mm/table.h), packed into clinical and omics
+ * streams.
  * SPDX-License-Identifier: MIT */
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <zlib.h>
 
 #include "mm/io.h"
 #include "mm/table.h"
@@ -23,6 +26,50 @@ struct mm_table {
     size_t *lines;     /* nrow */
     int index_col;
 };
+
+/* Inflate the gzip data IN[0..N-1] (members one after another, as bgzip
+ * and `cat a.gz b.gz` make). @return the text or NULL (mm_strerror()). */
+static char *gunzip(const char *path, const char *in, size_t n, size_t *outn)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 15 + 16) != Z_OK) {
+        mm__set_error("%s: cannot start zlib", path);
+        return NULL;
+    }
+    size_t cap = 4 * n + 65536, len = 0, used = 0;
+    char *out = mm_malloc(cap);
+    int r = Z_OK;
+    for (;;) {
+        if (cap - len < 65536) out = mm_realloc(out, cap *= 2);
+        z.next_in = (Bytef *)in + used;
+        z.avail_in = n - used > UINT_MAX ? UINT_MAX : (uInt)(n - used);
+        z.next_out = (Bytef *)out + len;
+        z.avail_out = cap - len - 1 > UINT_MAX ? UINT_MAX : (uInt)(cap - len - 1);
+        uInt ai = z.avail_in, ao = z.avail_out;
+        r = inflate(&z, Z_NO_FLUSH);
+        used += ai - z.avail_in;
+        len += ao - z.avail_out;
+        if (r == Z_STREAM_END) {
+            if (used == n) break;
+            r = inflateReset(&z); /* the next member */
+        } else if (r == Z_BUF_ERROR && used == n) {
+            mm__set_error("%s: truncated gzip input", path);
+            break;
+        } else if (r != Z_OK && r != Z_BUF_ERROR) {
+            mm__set_error("%s: corrupt gzip input (%s)", path, z.msg ? z.msg : "zlib error");
+            break;
+        }
+    }
+    inflateEnd(&z);
+    if (r != Z_STREAM_END) {
+        free(out);
+        return NULL;
+    }
+    out[len] = 0;
+    *outn = len;
+    return out;
+}
 
 static char *read_all(const char *path, size_t *n)
 {
@@ -45,6 +92,11 @@ static char *read_all(const char *path, size_t *n)
     mm_io_discard(io);
     buf[len] = 0;
     *n = len;
+    if (len >= 2 && (unsigned char)buf[0] == 0x1f && (unsigned char)buf[1] == 0x8b) {
+        char *text = gunzip(path, buf, len, n);
+        free(buf);
+        return text;
+    }
     return buf;
 }
 

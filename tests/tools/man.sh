@@ -12,10 +12,11 @@ if ! command -v groff >/dev/null 2>&1; then
     exit 0
 fi
 
-PAGES="mpk.1 km-plot.1 mmpath-stream.5 mmpath.7"
+PAGES="mpk.1 km-plot.1 rna-select.1 mmpath-stream.5 mmpath.7"
 COMMANDS="cat head info verify pack"
 mpk1=$top_srcdir/man/mpk.1.in
 kmplot1=$top_srcdir/man/km-plot.1.in
+rnasel1=$top_srcdir/man/rna-select.1.in
 
 # groff text -> what a reader types: \- \e \(dq \(aq \% \&
 unescape() {
@@ -39,7 +40,7 @@ awk -v dir="$T_DIR/cmd" '
         cont = /\\e$/
         if (!cont) close(f)
     }
-' "$mpk1" "$kmplot1"
+' "$mpk1" "$kmplot1" "$rnasel1"
 nex=0
 for f in "$T_DIR"/cmd/*; do
     [ -e "$f" ] || continue
@@ -47,7 +48,7 @@ for f in "$T_DIR"/cmd/*; do
     nex=$((nex + 1))
 done
 
-plan $(( $(echo $PAGES | wc -w) + 2 + $(echo $COMMANDS | wc -w) + nex ))
+plan $(( $(echo $PAGES | wc -w) + 3 + $(echo $COMMANDS | wc -w) + nex ))
 
 # ---- lint
 for p in $PAGES; do
@@ -84,6 +85,13 @@ for o in $(grep -o -e '--[a-z][a-z-]*' "$T_DIR/usage" | sort -u); do
     grep -Eq -e "$o([^a-z-]|\$)" "$T_DIR/km-plot.1.txt" || missing="$missing $o"
 done
 is "${missing# }" "" "km-plot(1) names every long option of km-plot --help"
+unescape "$rnasel1" >"$T_DIR/rna-select.1.txt"
+rna-select --help >"$T_DIR/usage" 2>&1
+missing=
+for o in $(grep -o -e '--[a-zA-Z][a-z0-9-]*' "$T_DIR/usage" | sort -u); do
+    grep -Eq -e "$o([^a-z-]|\$)" "$T_DIR/rna-select.1.txt" || missing="$missing $o"
+done
+is "${missing# }" "" "rna-select(1) names every long option of rna-select --help"
 for c in $COMMANDS; do
     mpk "$c" --help >"$T_DIR/usage" 2>&1
     check_opts "mpk $c --help"
@@ -113,6 +121,12 @@ printf '%s\t%s\t%s\t%s\n' TP53 10.21 9.87 11.02  EGFR 7.45 NA 8.13 \
 printf 'id\ttime\tstatus\trisk\n' >risk.tsv
 printf '%s\t%s\t%s\t%s\n' P1 306 1 0.9  P2 455 1 0.4  P3 1010 0 -0.7  P4 210 1 1.2 \
     P5 883 1 -0.1  P6 1022 0 -1.3  P7 310 1 0.8  P8 361 1 0.2 >>risk.tsv
+
+# rna-select's examples: subtypes of the samples of expr.tsv, all of them
+# training samples, and a gene list
+printf 'id\tsubtype\nTCGA-A1-A0SB-01\tLumA\nTCGA-A1-A0SD-01\tLumA\nTCGA-A2-A04P-01\tBasal\n' >clinical.tsv
+printf 'TCGA-A1-A0SB-01\nTCGA-A1-A0SD-01\nTCGA-A2-A04P-01\n' >train.txt
+printf 'TP53\nERBB2\n' >genes.txt
 
 # ---- run the examples in order, each in the same directory
 [ "$nex" -gt 0 ] || diag "no example found in the EXAMPLES of $mpk1"

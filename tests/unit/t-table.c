@@ -194,9 +194,40 @@ int main(void)
     mm_stream_discard(s);
     mm_table_free(t);
 
+    /* gzip input: detected by its magic, whatever the name */
+    char cmd[700];
+    put("z.tsv", "id\tx\n007\t1.5\n008\tNA\n");
+    snprintf(cmd, sizeof cmd, "cd %s && gzip -c z.tsv > z.tsv.gz && cp z.tsv.gz z2.tsv && "
+             "cat z.tsv.gz z.tsv.gz > zz.gz && head -c 20 z.tsv.gz > ztrunc.gz && "
+             "cp z.tsv.gz zbad.gz && printf 'XXXX' | dd of=zbad.gz bs=1 seek=12 "
+             "conv=notrunc 2>/dev/null", dir);
+    if (system(cmd) != 0) {
+        ok(1, "# SKIP gzip(1) not available");
+    } else {
+        snprintf(p, sizeof p, "%s/z.tsv.gz", dir);
+        t = mm_table_read(p);
+        ok(t && mm_table_nrow(t) == 2 && mm_table_ncol(t) == 2, "gzip table read");
+        if (t) is_str(mm_table_cell(t, 0, 0), "007", "gzip: cells as in the plain file");
+        mm_table_free(t);
+        snprintf(p, sizeof p, "%s/z2.tsv", dir);
+        t = mm_table_read(p);
+        ok(t && mm_table_nrow(t) == 2, "gzip found by magic, not by name");
+        mm_table_free(t);
+        snprintf(p, sizeof p, "%s/zz.gz", dir);
+        t = mm_table_read(p);
+        ok(t && mm_table_nrow(t) == 5, "two gzip members read one after the other");
+        if (t) is_str(mm_table_cell(t, 4, 0), "008", "second member's last row");
+        mm_table_free(t);
+        snprintf(p, sizeof p, "%s/ztrunc.gz", dir);
+        ok(mm_table_read(p) == NULL, "truncated gzip refused");
+        like(mm_strerror(), "ztrunc.gz: truncated gzip input", "truncated: message");
+        snprintf(p, sizeof p, "%s/zbad.gz", dir);
+        ok(mm_table_read(p) == NULL, "corrupt gzip refused");
+        like(mm_strerror(), "zbad.gz: corrupt gzip input", "corrupt: message");
+    }
+
     mm_rec_free(h);
     mm_rec_free(r);
-    char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) diag("cleanup failed");
     return done_testing();
