@@ -231,6 +231,116 @@ int mm_omx_read(const char *path, int orient, mm_omx *out, char *how, size_t how
     return 0;
 }
 
+// ---------------------------------------------------------------- mixed tables
+
+int mm_omx_read_columns(const char *path, const char *id_col, const char *suffix,
+                        mm_omx *out, char *how, size_t hown)
+{
+    memset(out, 0, sizeof *out);
+    if (how && hown) how[0] = 0;
+    mm_table *t = mm_table_read(path);
+    if (!t) return -1;
+    int nc = mm_table_ncol(t);
+    size_t nr = mm_table_nrow(t), sl = strlen(suffix);
+    int idc = id_col ? mm_table_find(t, id_col) : mm_table_find(t, "case_id");
+    if (!id_col && idc < 0) idc = mm_table_find(t, "id");
+    if (!id_col && idc < 0) idc = mm_table_index_col(t);
+    if (idc < 0) {
+        mm__set_error("%s: no id column '%s' (--id-col)", path, id_col ? id_col : "case_id");
+        mm_table_free(t);
+        return -1;
+    }
+    int *cols = mm_malloc((size_t)nc * sizeof(int));
+    size_t nf = 0;
+    for (int j = 0; j < nc; j++) {
+        const char *nm = mm_table_colname(t, j);
+        size_t l = strlen(nm);
+        if (j != idc && l >= sl && strcmp(nm + l - sl, suffix) == 0) cols[nf++] = j;
+    }
+    if (nf == 0 || nr == 0) {
+        mm__set_error("%s: %s", path, nf ? "no data rows" : "no column name ends in the suffix");
+        free(cols);
+        mm_table_free(t);
+        return -1;
+    }
+    /* first row of each id; later repeats must agree with it */
+    char **ids = mm_malloc(nr * sizeof(char *));
+    for (size_t r = 0; r < nr; r++) ids[r] = (char *)mm_table_cell(t, r, idc);
+    size_t *firstrow = mm_malloc(nr * sizeof(size_t)), ns = 0, repeats = 0;
+    idset h = {0};
+    h.cap = 16;
+    while (h.cap < 2 * nr) h.cap *= 2;
+    h.slot = mm_calloc(h.cap, sizeof *h.slot);
+    h.key = ids;
+    long *rowof = mm_malloc(nr * sizeof(long));
+    int ret = 0;
+    mm_omx m = {0};
+    m.nf = nf;
+    m.x = mm_malloc(nr * nf * sizeof(double));
+    for (size_t r = 0; r < nr && ret == 0; r++) {
+        if (!ids[r][0]) {
+            mm__set_error("%s:%zu: empty id", path, mm_table_line(t, r));
+            ret = -1;
+            break;
+        }
+        long prev = ids_find(&h, ids[r]);
+        double *row = m.x + (prev >= 0 ? (size_t)rowof[prev] : ns) * nf;
+        for (size_t k = 0; k < nf && ret == 0; k++) {
+            const char *c = mm_table_cell(t, r, cols[k]);
+            double x;
+            if (cell_value(c, &x) != 0) {
+                mm__set_error("%s:%zu: column '%s': not a number: '%s'", path,
+                              mm_table_line(t, r), mm_table_colname(t, cols[k]), c);
+                ret = -1;
+            } else if (prev < 0) {
+                row[k] = x;
+            } else if (!(row[k] == x || (isnan(row[k]) && isnan(x)))) {
+                mm__set_error("%s:%zu: id '%s' repeats line %zu with other values "
+                              "(column '%s')", path, mm_table_line(t, r), ids[r],
+                              mm_table_line(t, firstrow[rowof[prev]]),
+                              mm_table_colname(t, cols[k]));
+                ret = -1;
+            }
+        }
+        if (ret != 0) break;
+        if (prev >= 0) {
+            repeats++;
+            continue;
+        }
+        /* insert r into the hash (ids_find looks it up by h.key[slot]) */
+        size_t mask = h.cap - 1, i = (size_t)hash_str(ids[r]) & mask;
+        while (h.slot[i]) i = (i + 1) & mask;
+        h.slot[i] = r + 1;
+        rowof[r] = (long)ns;
+        firstrow[ns++] = r;
+    }
+    if (ret == 0) {
+        m.ns = ns;
+        m.sample = mm_malloc(ns * sizeof(char *));
+        m.feature = mm_malloc(nf * sizeof(char *));
+        for (size_t i = 0; i < ns; i++) m.sample[i] = mm_strdup(ids[firstrow[i]]);
+        for (size_t k = 0; k < nf; k++) m.feature[k] = mm_strdup(mm_table_colname(t, cols[k]));
+        if (how && hown)
+            snprintf(how, hown, "samples in rows, %zu columns ending in '%s', ids from '%s'",
+                     nf, suffix, mm_table_colname(t, idc)[0] ? mm_table_colname(t, idc) : "(index)");
+        if (how && hown && repeats)
+            snprintf(how + strlen(how), hown - strlen(how),
+                     "; %zu repeated rows (same id, same values) dropped", repeats);
+    }
+    free(h.slot);
+    free(rowof);
+    free(firstrow);
+    free(ids);
+    free(cols);
+    mm_table_free(t);
+    if (ret != 0) {
+        free(m.x);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
 // ---------------------------------------------------------------- GDC
 
 /* The whole file through zlib (plain files are read as they are).

@@ -38,6 +38,10 @@ static void usage(FILE *fp)
 "      --genes-in rows|columns  orientation [detected from the ids]\n"
 "      --gdc-column COL     inputs are GDC STAR-counts files or directories;\n"
 "                           COL: tpm_unstranded, fpkm_unstranded, unstranded...\n"
+"      --feature-suffix S   mixed tables (PORPOISE, MCAT): samples in rows, the\n"
+"                           features are the columns ending in S (_rnaseq)\n"
+"      --sample-col COL     their sample id column [case_id]; repeated rows of\n"
+"                           an id (one per slide) are dropped when equal\n"
 "      --block NAME         omics type of the block (mRNA, miRNA, ...) [mRNA]\n"
 "      --id NAME            segment id [the first input's name]\n"
 "      --train-ids FILE     fit every step on these samples only (one id a line)\n"
@@ -175,11 +179,13 @@ int main(int argc, char **argv)
     enum { O_LIST = 256, O_GENES, O_GDC, O_BLOCK, O_ID, O_TRAIN, O_KEEP, O_LOG2P1, O_LOG2,
            O_ZSCORE, O_IMPUTE, O_KNNK, O_CONST, O_MINVAR, O_TOPVAR, O_MAXMISS, O_RFE,
            O_RFECV, O_COX, O_LABELS, O_EST, O_C, O_STEP, O_CV, O_MINF, O_MAXIT, O_IDCOL,
-           O_LABEL, O_TIME, O_EVENT, O_EVV, O_CENS, O_UNIT };
+           O_LABEL, O_TIME, O_EVENT, O_EVV, O_CENS, O_UNIT, O_SUFFIX, O_SAMPLECOL };
     static const struct option lopts[] = {
         {"output", required_argument, NULL, 'o'}, {"list", no_argument, NULL, O_LIST},
         {"genes-in", required_argument, NULL, O_GENES},
         {"gdc-column", required_argument, NULL, O_GDC},
+        {"feature-suffix", required_argument, NULL, O_SUFFIX},
+        {"sample-col", required_argument, NULL, O_SAMPLECOL},
         {"block", required_argument, NULL, O_BLOCK}, {"id", required_argument, NULL, O_ID},
         {"train-ids", required_argument, NULL, O_TRAIN},
         {"keep", required_argument, NULL, O_KEEP}, {"log2p1", no_argument, NULL, O_LOG2P1},
@@ -207,7 +213,7 @@ int main(int argc, char **argv)
         MM_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
     const char *optstring = "o:@:vqhV";
     const char *out = "-", *gdc = NULL, *block = "mRNA", *id = NULL, *train_path = NULL;
-    const char *keep_path = NULL, *labels_path = NULL;
+    const char *keep_path = NULL, *labels_path = NULL, *suffix = NULL, *sample_col = NULL;
     int list = 0, orient = MM_ORIENT_AUTO, knn_k = 5;
     mm_colopts co = {0};
     mm_linear_opts lo;
@@ -228,6 +234,8 @@ int main(int argc, char **argv)
             else mm_die_usage("--genes-in: expected rows or columns, got '%s'", optarg);
             break;
         case O_GDC: gdc = optarg; break;
+        case O_SUFFIX: suffix = optarg; break;
+        case O_SAMPLECOL: sample_col = optarg; break;
         case O_BLOCK: block = optarg; break;
         case O_ID: id = optarg; break;
         case O_TRAIN: train_path = optarg; break;
@@ -290,6 +298,8 @@ int main(int argc, char **argv)
     if (co.event_value && co.censored_value)
         mm_die_usage("--event-value and --censored-value exclude each other");
     if (!list) mm_refuse_tty(out);
+    if (sample_col && !suffix) mm_die_usage("--sample-col goes with --feature-suffix");
+    if (suffix && gdc) mm_die_usage("--feature-suffix and --gdc-column exclude each other");
 
     /* ---- read and join */
     mm_omx m = {0};
@@ -304,8 +314,10 @@ int main(int argc, char **argv)
     } else {
         for (int i = optind; i < argc; i++) {
             mm_omx b = {0};
-            if (mm_omx_read(argv[i], orient, i == optind ? &m : &b, how, sizeof how) != 0)
-                mm_die("%s", mm_strerror());
+            int r = suffix ? mm_omx_read_columns(argv[i], sample_col, suffix,
+                                                 i == optind ? &m : &b, how, sizeof how)
+                           : mm_omx_read(argv[i], orient, i == optind ? &m : &b, how, sizeof how);
+            if (r != 0) mm_die("%s", mm_strerror());
             mm_note(3, "%s: %s", argv[i], how);
             if (i == optind) continue;
             char *missing = NULL;

@@ -31,6 +31,17 @@ enum { MM_ORIENT_AUTO, MM_ORIENT_GENES_IN_ROWS, MM_ORIENT_GENES_IN_COLUMNS };
 int mm_omx_read(const char *path, int orient, mm_omx *out, char *how, size_t hown)
     MM_RESULT_USED;
 
+/* Read a samples-in-rows table that mixes clinical and omics columns, as
+ * PORPOISE's and MCAT's (case_id, slide_id, age, ..., GENE_rnaseq, ...):
+ * the features are the columns whose names end in SUFFIX (kept whole as
+ * ids), the sample ids come from column ID_COL (NULL: "case_id", else a
+ * column named "id", else the pandas index). Rows repeating an id (one row
+ * per slide) are dropped after the first; when their values differ from
+ * the first's the read fails naming both lines. *HOW says how many repeats
+ * were dropped. @return 0, or -1 (mm_strerror()). */
+int mm_omx_read_columns(const char *path, const char *id_col, const char *suffix,
+                        mm_omx *out, char *how, size_t hown) MM_RESULT_USED;
+
 /* Read GDC STAR-counts files (one sample each: "# ..." comment lines, a
  * header gene_id gene_name gene_type unstranded ... tpm_unstranded
  * fpkm_unstranded fpkm_uq_unstranded, and N_* summary rows, which are

@@ -7,6 +7,7 @@
 . "$top_srcdir/tests/tools/lib.sh"
 D=${MMPATH_TEST_DATA:-}
 need_data expression/ALL/ALL_exprs.tsv expression/ALL/ALL_exprs_top1000var.tsv \
+    paired/porpoise/tcga_kirp_all_clean.csv \
     expression/ALL/ALL_pheno.tsv paired/survpath_blca/tcga_blca_xena_rna_clean.csv \
     paired/survpath_blca/tcga_blca_metadata.csv
 set -e
@@ -70,6 +71,37 @@ run rna-select --zscore --rfe 20 --step 0.1 --labels "$ALL/ALL_pheno.tsv" --id-c
     --label-col lineage -@ 2 --list "$ALL/ALL_exprs_top1000var.tsv"
 sort "$out" > ours2.txt
 if cmp -s ours.txt ours2.txt; then pass "the same selection with 2 threads"; else fail "the same selection with 2 threads"; fi
+
+# a PORPOISE table: clinical and *_rnaseq columns, one row per slide
+run rna-select --feature-suffix _rnaseq -o kirp.mpk "$D/paired/porpoise/tcga_kirp_all_clean.csv"
+is "$rc" 0 "PORPOISE KIRP: exit 0"
+ncase=$(tail -n +2 "$D/paired/porpoise/tcga_kirp_all_clean.csv" | cut -d, -f2 | sort -u | wc -l)
+nrna=$(head -n 1 "$D/paired/porpoise/tcga_kirp_all_clean.csv" | tr , '\n' | grep -c '_rnaseq$')
+run mpk info kirp.mpk
+like "$out" "omics 'tcga_kirp_all_clean', $ncase records" "one record per case ($ncase, slides deduplicated)"
+like "$out" "features\[$nrna\]" "the $nrna *_rnaseq columns are the features"
+
+printf 'case_id,slide,age,A_rnaseq,B_rnaseq\nc1,s1,50,1.5,2\nc2,s2,60,3,4\nc1,s3,50,1.5,2.5\n' > mixed.csv
+run rna-select --feature-suffix _rnaseq --list mixed.csv
+is "$rc" 1 "a repeated id with other values: exit 1"
+like "$err" "mixed.csv:4: id 'c1' repeats line 2 with other values \(column 'B_rnaseq'\)" "... naming both lines and the column"
+printf 'case_id,slide,age,A_rnaseq,B_rnaseq\nc1,s1,50,1.5,2\nc2,s2,60,3,4\nc1,s3,50,1.5,2\n' > mixed.csv
+run rna-select --feature-suffix _rnaseq -o mixed.mpk mixed.csv
+run mpk cat -r --full mixed.mpk
+like "$out" '^\{"id":"c2","v":\{"tensor":"f32","shape":\[2\],"data":\[3.0,4.0\]\}\}$' "equal repeats dropped, values read"
+
+# RFECV and logistic regression run end to end
+run rna-select --zscore --rfecv --step 0.1 --labels "$ALL/ALL_pheno.tsv" --id-col sample \
+    --label-col lineage -o rfecv.mpk "$ALL/ALL_exprs_top1000var.tsv"
+is "$rc" 0 "--rfecv: exit 0"
+want=$(sed -n 's/^# n_features_ = \([0-9]*\).*/\1/p' "$top_srcdir/tests/fixtures/linear/rfecv_bt.tsv")
+run mpk info rfecv.mpk
+if [ -n "$want" ]; then like "$out" "features\[$want\]" "RFECV keeps scikit-learn's count ($want)"
+else pass "# SKIP no n_features in rfecv_bt.tsv"; fi
+run rna-select --zscore --rfe 10 --estimator logreg --step 0.1 --labels "$ALL/ALL_pheno.tsv" \
+    --id-col sample --label-col lineage --list "$ALL/ALL_exprs_top1000var.tsv"
+is "$rc" 0 "--estimator logreg: exit 0"
+is "$(wc -l < "$out")" 10 "logreg RFE keeps 10"
 
 # bad input and usage
 printf 'gene\tS1\tS2\nG1\t1\t2\nG2\t3\tfoo\n' > bad.tsv
