@@ -558,7 +558,7 @@ int main(int argc, char **argv)
             forced = mm_calloc(m.nf, 1);
         }
         trail_add(tr, trail_tmp, s, in, m.nf, extra_key, extra);
-        mm_note(2, "%s: %zu -> %zu features", step_name[s->kind], in, m.nf);
+        mm_note(3, "%s: %zu -> %zu features", step_name[s->kind], in, m.nf);
         free(keep);
         if (m.nf == 0) mm_die("%s left no feature", step_name[s->kind]);
     }
