@@ -30,23 +30,27 @@
  * its own rand() seeded by random_state); we converge much further.
  * At the optimum w = sum_i beta_i (x_i, 1) with beta_i = -C s_i l'(s_i f_i)
  * (for the SVM beta_i = s_i alpha_i, alpha the liblinear dual variables).
- * Three solvers, all exact at convergence:
+ * Three solvers, all exact at convergence, warm-started between RFE rounds
+ * (beta or w of the previous round, restricted to the kept features):
  *   - n <= GRAM_MAX_N and n <= m (more features than samples, as in
  *     expression data): Newton's method on beta with the Gram matrix
- *     K = Z Z' + 1 (the generalised Hessian for the squared hinge, the
+ *     K = Z Z' + 1 (the generalised Hessian for the squared hinge: the
  *     finite Newton method of Keerthi & DeCoste 2005), a Cholesky factor
- *     of I + C S K S per step, Armijo backtracking; it stops when the
- *     primal gradient |grad P(w)| <= tol |grad P(0)|; in RFE, K is
- *     downdated as features go, so a round costs O(n^2) per dropped feature;
- *   - otherwise the SVM: liblinear's dual coordinate descent with
- *     shrinking and a random order per pass, stopping when the projected
- *     gradient gap max PG - min PG <= tol (liblinear's own rule and eps);
- *   - otherwise logreg: primal Newton with preconditioned conjugate
- *     gradients (TRON's model without the trust region), stopping when
- *     |grad P(w)| <= tol |grad P(0)|.
- * The default tol is 1e-8, not liblinear's 0.1 or scikit-learn's 1e-4, so
- * that w is the optimum to about 1e-8 relative and selections do not hinge
- * on where a loose solver happened to stop. */
+ *     of I + C S K S per step, Armijo backtracking; in RFE, K is downdated
+ *     as features go (or rebuilt from the kept ones when that is less
+ *     work) and kept once m < n, so a round costs O(n^2) per dropped
+ *     feature;
+ *   - the SVM with n <= m beyond that: liblinear's dual coordinate descent
+ *     with shrinking and a random order per pass, stopping when the
+ *     projected gradient gap max PG - min PG <= tol (liblinear's rule);
+ *   - otherwise (n > m, both losses): primal Newton with preconditioned
+ *     conjugate gradients (TRON's model without its trust region), one
+ *     pass over the data per Hessian product; scikit-learn's dual="auto"
+ *     also goes primal when n > m, where dual CD crawls.
+ * Newton stops when |grad P(w)| <= tol |grad P(0)|. The default tol is
+ * 1e-8, not liblinear's 0.1 or scikit-learn's 1e-4: selections then do
+ * not hinge on where a loose solver happened to stop (scikit-learn's own
+ * RFE on the 12625 ALL probes changes with random_state at tol 1e-4). */
 
 /* Gram mode when n is at most this (and at most the feature count). */
 #define GRAM_MAX_N 512
@@ -79,6 +83,21 @@ static int nthreads(int want)
 }
 
 // ---------------------------------------------------------------- kernels
+
+/* "omp simd" lets the compiler reorder these sums; clang at -O1 (the ASan
+ * build) does not vectorise and would warn about each loop. */
+#ifdef __clang__
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
+
+/* The Gram kernel is compute-bound: on x86-64 with GCC and glibc's ifunc
+ * it is also built for x86-64-v3 (AVX2, FMA), picked at load time. FMA
+ * rounds differently, so the last bits of K differ between machines. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define LIN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define LIN_CLONES
+#endif
 
 static inline double dotp(const double *a, const double *b, size_t m)
 {
@@ -128,19 +147,58 @@ static inline uint64_t rng_next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+/* S[a][b] = z_(i+a) . z_(j+b) over LEN values, for a 4 x 4 block of rows:
+ * 8 loads feed 16 multiply-adds, where one dot product at a time does 2
+ * loads per multiply-add. */
+LIN_CLONES static void dot4x4(const double *z, size_t ld, size_t i, size_t j, size_t len,
+                             double S[4][4])
+{
+    const double *a0 = z + i * ld, *a1 = a0 + ld, *a2 = a1 + ld, *a3 = a2 + ld;
+    const double *b0 = z + j * ld, *b1 = b0 + ld, *b2 = b1 + ld, *b3 = b2 + ld;
+    double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+    double s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+#pragma omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, \
+                               s30, s31, s32, s33)
+    for (size_t k = 0; k < len; k++) {
+        double x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+        double y0 = b0[k], y1 = b1[k], y2 = b2[k], y3 = b3[k];
+        s00 += x0 * y0, s01 += x0 * y1, s02 += x0 * y2, s03 += x0 * y3;
+        s10 += x1 * y0, s11 += x1 * y1, s12 += x1 * y2, s13 += x1 * y3;
+        s20 += x2 * y0, s21 += x2 * y1, s22 += x2 * y2, s23 += x2 * y3;
+        s30 += x3 * y0, s31 += x3 * y1, s32 += x3 * y2, s33 += x3 * y3;
+    }
+    S[0][0] = s00, S[0][1] = s01, S[0][2] = s02, S[0][3] = s03;
+    S[1][0] = s10, S[1][1] = s11, S[1][2] = s12, S[1][3] = s13;
+    S[2][0] = s20, S[2][1] = s21, S[2][2] = s22, S[2][3] = s23;
+    S[3][0] = s30, S[3][1] = s31, S[3][2] = s32, S[3][3] = s33;
+}
+
 /* K (n x n, full) += sign * Z Z' over the LEN columns of Z (n rows, row
- * stride LD), in column blocks that stay in cache. */
+ * stride LD): 4 x 4 blocks of the lower triangle, over column blocks that
+ * stay in cache, then mirrored. */
 static void gram_accum(const double *z, size_t n, size_t ld, size_t len, double sign,
                        double *K, int th)
 {
-    const size_t blk = 1024;
+    const size_t blk = 512;
+    const size_t nb = (n + 3) / 4;
     for (size_t j0 = 0; j0 < len; j0 += blk) {
         size_t bl = len - j0 < blk ? len - j0 : blk;
-#pragma omp parallel for num_threads(th) schedule(dynamic, 4) if (th > 1 && n * n * bl > 200000)
-        for (size_t i = 0; i < n; i++) {
-            const double *zi = z + i * ld + j0;
-            for (size_t j = 0; j <= i; j++)
-                K[i * n + j] += sign * dotp(zi, z + j * ld + j0, bl);
+#pragma omp parallel for num_threads(th) schedule(dynamic, 1) if (th > 1 && n * n * bl > 400000)
+        for (size_t I = 0; I < nb; I++) {
+            size_t i = 4 * I;
+            for (size_t j = 0; j <= i; j += 4) {
+                if (i + 4 <= n) {
+                    double S[4][4];
+                    dot4x4(z + j0, ld, i, j, bl, S);
+                    for (size_t a = 0; a < 4; a++)
+                        for (size_t b = 0; b < 4 && j + b <= i + a; b++)
+                            K[(i + a) * n + j + b] += sign * S[a][b];
+                } else {
+                    for (size_t a = i; a < n; a++)
+                        for (size_t b = j; b < j + 4 && b <= a; b++)
+                            K[a * n + b] += sign * dotp(z + a * ld + j0, z + b * ld + j0, bl);
+                }
+            }
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -396,65 +454,138 @@ static void ztmul(const double *z, size_t n, size_t m, const double *u, double *
     out[m] = sb;
 }
 
-/* w-mode primal Newton-CG. W in/out (m + 1). */
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* The passes over Z of the primal solver are memory-bound when Z is large
+ * (20,000 x 1,000 doubles is 160 MB), so each does all it can with a row
+ * while the row is in cache. Threads take rows (static schedule) and sum
+ * into their own accumulators, added up in thread order. */
+static int pass_threads(size_t n, size_t m, int th)
+{
+    return th > 1 && n * m > 200000 ? (th < 256 ? th : 256) : 1;
+}
+
+/* One pass at W: F = Z~ w, the losses (returned, times C), G = w + C Z~' a
+ * and M = diag(I + C Z~' D Z~) (the preconditioner), with
+ * a_i = s_i l'(s_i f_i), D_i = l''(s_i f_i) kept in DD (times C). ACC
+ * holds 2 (m + 1) doubles per thread. */
+static double primal_pass(const double *z, size_t n, size_t m, const signed char *s,
+                          const lcfg *c, const double *w, double *f, double *DD, double *g,
+                          double *M, double *acc, int th)
+{
+    const size_t mm = m + 1;
+    const double C = c->C;
+    int nt = pass_threads(n, m, th);
+    double lsum[256] = {0}; /* per thread, added in order: deterministic */
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int tid = thread_id();
+        double *ga = acc + (size_t)tid * 2 * mm, *ma = ga + mm, ls = 0;
+        memset(ga, 0, 2 * mm * sizeof *ga);
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            const double *zi = z + i * m;
+            double fi = dotp(zi, w, m) + w[m], t = s[i] * fi;
+            double ai = C * s[i] * dloss(c->est, t), di = C * d2loss(c->est, t);
+            f[i] = fi;
+            DD[i] = di;
+            ls += loss(c->est, t);
+            if (ai != 0)
+                axpy(ai, zi, ga, m);
+            ga[m] += ai;
+            if (di != 0) {
+#pragma omp simd
+                for (size_t j = 0; j < m; j++)
+                    ma[j] += di * zi[j] * zi[j];
+                ma[m] += di;
+            }
+        }
+        lsum[tid] = ls;
+    }
+    double total = 0;
+    for (size_t j = 0; j < mm; j++) {
+        g[j] = w[j];
+        M[j] = 1;
+    }
+    for (int t = 0; t < nt; t++) {
+        const double *ga = acc + (size_t)t * 2 * mm, *ma = ga + mm;
+        for (size_t j = 0; j < mm; j++) {
+            g[j] += ga[j];
+            M[j] += ma[j];
+        }
+        total += lsum[t];
+    }
+    return C * total;
+}
+
+/* HP = p + Z~' (DD o Z~ p), one pass (rows with DD_i = 0 skipped). */
+static void hess_vec(const double *z, size_t n, size_t m, const double *DD, const double *p,
+                     double *hp, double *acc, int th)
+{
+    const size_t mm = m + 1;
+    int nt = pass_threads(n, m, th);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        double *ha = acc + (size_t)thread_id() * mm;
+        memset(ha, 0, mm * sizeof *ha);
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            if (DD[i] == 0)
+                continue;
+            const double *zi = z + i * m;
+            double v = DD[i] * (dotp(zi, p, m) + p[m]);
+            axpy(v, zi, ha, m);
+            ha[m] += v;
+        }
+    }
+    memcpy(hp, p, mm * sizeof *hp);
+    for (int t = 0; t < nt; t++)
+        axpy(1, acc + (size_t)t * mm, hp, mm);
+}
+
+/* w-mode primal Newton-CG (TRON's model and preconditioner, Armijo
+ * backtracking instead of a trust region). W in/out (m + 1). */
 static int solve_primal(const double *z, size_t n, size_t m, const signed char *s,
                         const lcfg *c, double *w, int th, int *iters)
 {
     const size_t mm = m + 1;
-    const double C = c->C;
-    double *f = mm_malloc((5 * n + 6 * mm) * sizeof *f);
-    double *a = f + n, *D = a + n, *zd = D + n, *ft = zd + n;
-    double *g = ft + n, *M = g + mm, *d = M + mm, *r = d + mm, *p = r + mm, *Hp = p + mm;
+    int nt = pass_threads(n, m, th);
+    double *f = mm_malloc((3 * n + 6 * mm + 2 * (size_t)nt * mm) * sizeof *f);
+    double *DD = f + n, *zd = DD + n;
+    double *g = zd + n, *M = g + mm, *d = M + mm, *r = d + mm, *p = r + mm, *Hp = p + mm;
+    double *acc = Hp + mm;
     int conv = 0, it;
 
-    for (size_t i = 0; i < n; i++)
-        a[i] = C * s[i] * dloss(c->est, 0);
-    ztmul(z, n, m, a, g, th);
+    /* |grad P(0)|: at w = 0 every f_i is 0 */
+    double *w0 = mm_calloc(mm, sizeof *w0);
+    primal_pass(z, n, m, s, c, w0, f, DD, g, M, acc, th);
+    free(w0);
     double g0 = sqrt(dotp(g, g, mm));
     for (it = 0; it < c->max_iter; it++) {
-        zmul(z, n, m, w, f, th);
-        for (size_t i = 0; i < n; i++) {
-            double t = s[i] * f[i];
-            a[i] = C * s[i] * dloss(c->est, t);
-            D[i] = C * d2loss(c->est, t);
-        }
-        ztmul(z, n, m, a, g, th);
-        for (size_t j = 0; j < mm; j++)
-            g[j] += w[j];
+        double ploss = primal_pass(z, n, m, s, c, w, f, DD, g, M, acc, th);
         double gn = sqrt(dotp(g, g, mm));
         if (!(gn > c->tol * g0)) {
             conv = 1;
             break;
         }
-        /* preconditioner: diag(I + C Z~' D Z~) */
-        for (size_t j = 0; j < m; j++)
-            M[j] = 1;
-        M[m] = 1;
-        for (size_t i = 0; i < n; i++) {
-            if (D[i] == 0)
-                continue;
-            const double *zi = z + i * m;
-            for (size_t j = 0; j < m; j++)
-                M[j] += D[i] * zi[j] * zi[j];
-            M[m] += D[i];
-        }
-        /* PCG on H d = -g, to |res| <= eta |g| */
+        /* PCG on H d = -g, to |res| <= eta |g| (eta -> 0: superlinear) */
         double eta = fmin(0.5, sqrt(gn / g0)) * gn;
         memset(d, 0, mm * sizeof *d);
+        double rz = 0;
         for (size_t j = 0; j < mm; j++) {
             r[j] = -g[j];
             p[j] = r[j] / M[j];
-        }
-        double rz = 0;
-        for (size_t j = 0; j < mm; j++)
             rz += r[j] * p[j];
+        }
         for (size_t cg = 0; cg < 4 * mm + 10; cg++) {
-            zmul(z, n, m, p, zd, th);
-            for (size_t i = 0; i < n; i++)
-                zd[i] *= D[i];
-            ztmul(z, n, m, zd, Hp, th);
-            for (size_t j = 0; j < mm; j++)
-                Hp[j] += p[j];
+            hess_vec(z, n, m, DD, p, Hp, acc, th);
             double pHp = dotp(p, Hp, mm);
             if (!(pHp > 0))
                 break;
@@ -474,19 +605,16 @@ static int solve_primal(const double *z, size_t n, size_t m, const signed char *
         double slope = dotp(g, d, mm);
         if (!(slope < 0))
             break;
-        zmul(z, n, m, d, zd, th);
+        zmul(z, n, m, d, zd, nt);
         double ww = dotp(w, w, mm), wd = dotp(w, d, mm), dd = dotp(d, d, mm);
-        double p0 = 0;
-        for (size_t i = 0; i < n; i++)
-            p0 += loss(c->est, s[i] * f[i]);
-        p0 = 0.5 * ww + C * p0;
+        double p0 = 0.5 * ww + ploss;
         double t = 1;
         int accepted = 0;
         for (int ls = 0; ls < 60; ls++, t *= 0.5) {
             double pt = 0;
             for (size_t i = 0; i < n; i++)
                 pt += loss(c->est, s[i] * (f[i] + t * zd[i]));
-            pt = 0.5 * (ww + 2 * t * wd + t * t * dd) + C * pt;
+            pt = 0.5 * (ww + 2 * t * wd + t * t * dd) + c->C * pt;
             if (pt <= p0 + 1e-4 * t * slope ||
                 (t == 1 && pt <= p0 + 8 * DBL_EPSILON * fabs(p0))) {
                 accepted = 1;
@@ -592,7 +720,8 @@ static void lwork_fit(lwork *W, const lcfg *c)
         free(W->K);
         W->K = NULL;
     }
-    if (!gram && c->est == MM_EST_SVM) {
+    int dualcd = !gram && c->est == MM_EST_SVM && n <= m;
+    if (dualcd) {
         if (!W->sq)
             W->sq = mm_malloc(n * sizeof *W->sq);
         for (size_t i = 0; i < n; i++)
@@ -612,7 +741,7 @@ static void lwork_fit(lwork *W, const lcfg *c)
             ok = solve_gram(W->K, n, s, c, beta, f, &it);
             free(f);
             ztmul(W->z, n, m, beta, w, inner);
-        } else if (c->est == MM_EST_SVM) {
+        } else if (dualcd) {
             for (size_t i = 0; i < n; i++)
                 beta[i] = fmax(s[i] * beta[i], 0); /* alpha */
             ok = solve_dual_cd(W->z, n, m, W->sq, s, c, beta, w,
@@ -647,27 +776,34 @@ static void lwork_keep(lwork *W, const unsigned char *keep)
     if (W->K) {
         if (md < mk) {
             double *zd = mm_malloc(n * md * sizeof *zd);
+            size_t *drop = mm_malloc(md * sizeof *drop);
+            for (size_t j = 0, o = 0; j < m; j++)
+                if (!keep[j])
+                    drop[o++] = j;
             for (size_t i = 0; i < n; i++) {
                 const double *zi = W->z + i * m;
                 double *o = zd + i * md;
-                for (size_t j = 0; j < m; j++)
-                    if (!keep[j])
-                        *o++ = zi[j];
+                for (size_t t = 0; t < md; t++)
+                    o[t] = zi[drop[t]];
             }
+            free(drop);
             gram_accum(zd, n, md, md, -1, W->K, W->th);
             free(zd);
         } else {
             rebuild = 1; /* from the kept columns, below */
         }
     }
-    for (size_t i = 0; i < n; i++) {
+    size_t *kept = mm_malloc((mk ? mk : 1) * sizeof *kept);
+    for (size_t j = 0, o = 0; j < m; j++)
+        if (keep[j])
+            kept[o++] = j;
+    for (size_t i = 0; i < n; i++) { /* forward in place: dst <= src */
         const double *src = W->z + i * m;
         double *dst = W->z + i * mk;
-        size_t o = 0;
-        for (size_t j = 0; j < m; j++)
-            if (keep[j])
-                dst[o++] = src[j];
+        for (size_t o = 0; o < mk; o++)
+            dst[o] = src[kept[o]];
     }
+    free(kept);
     for (int k = 0; k < W->nw; k++) {
         const double *src = W->w + (size_t)k * (m + 1);
         double *dst = W->w + (size_t)k * (mk + 1);
@@ -911,14 +1047,46 @@ typedef struct {
     size_t j;
 } rank_item;
 
-static int rank_cmp(const void *a, const void *b)
+/* importance, then position: numpy's stable argsort order */
+static inline int rank_less(const rank_item *p, const rank_item *q)
 {
-    const rank_item *p = a, *q = b;
-    if (p->imp < q->imp)
-        return -1;
-    if (p->imp > q->imp)
-        return 1;
-    return (p->j > q->j) - (p->j < q->j);
+    return p->imp < q->imp || (p->imp == q->imp && p->j < q->j);
+}
+
+/* Move the K smallest of IT[0..N) (in rank_less order, a total order as
+ * positions differ) to IT[0..K), in any order: quickselect, O(N) on
+ * average. Which features go is all RFE needs; they share a ranking. */
+static void select_smallest(rank_item *it, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n; /* the k-th smallest is in [lo, hi) */
+    while (hi - lo > 1 && k > lo && k < hi) {
+        rank_item a = it[lo], b = it[lo + (hi - lo) / 2], c = it[hi - 1], piv;
+        if (rank_less(&a, &b))
+            piv = rank_less(&b, &c) ? b : rank_less(&a, &c) ? c : a;
+        else
+            piv = rank_less(&a, &c) ? a : rank_less(&b, &c) ? c : b;
+        /* three-way split: < piv | == piv (one item) | > piv */
+        size_t lt = lo, i = lo, gt = hi;
+        while (i < gt) {
+            if (rank_less(&it[i], &piv)) {
+                rank_item t = it[lt];
+                it[lt++] = it[i];
+                it[i++] = t;
+            } else if (rank_less(&piv, &it[i])) {
+                rank_item t = it[--gt];
+                it[gt] = it[i];
+                it[i] = t;
+            } else {
+                i++;
+            }
+        }
+        if (k <= lt)
+            hi = lt;
+        else if (k >= gt)
+            lo = gt;
+        else
+            return;
+    }
 }
 
 /* RFE on rows ROWS (NULL = all N) of X with labels Y (N values, in
@@ -966,8 +1134,8 @@ static void rfe_core(const double *x, size_t nf, const size_t *rows, size_t n, c
             it[j].imp = s;
             it[j].j = j;
         }
-        qsort(it, m, sizeof *it, rank_cmp); /* stable: ties by position */
         size_t thr = m - counts[ci + 1];
+        select_smallest(it, m, thr); /* ties: the lower position first */
         memset(keep, 1, m);
         nround++;
         for (size_t t = 0; t < thr; t++) {

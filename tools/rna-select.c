@@ -69,7 +69,7 @@ static void usage(FILE *fp)
 "                           fraction of those entering RFE [1]\n"
 "      --cv K               RFECV folds (stratified) [5]\n"
 "      --min-features N     RFECV's smallest count [1]\n"
-"      --max-iter N         solver iterations [1000]\n"
+"      --max-iter N         solver iterations [100000]\n"
 "  -@, --threads N          threads for the solvers [1]\n"
 "  -v, -q, -h, -V           more/less on stderr, help, version\n"
 "Exit status: 0 ok, 1 bad input, 2 bad usage.\n");

@@ -22,9 +22,12 @@ enum { MM_EST_SVM, MM_EST_LOGREG };
 typedef struct {
     int estimator;    /* MM_EST_* */
     double C;         /* 1 */
-    double tol;       /* liblinear's: 0.1 for dual SVM; 0.01 for logreg */
-    int max_iter;     /* 1000 as LinearSVC (MIRROR uses 5000) */
-    int threads;      /* OpenMP threads for one-vs-rest and CV folds */
+    double tol;       /* 1e-8: each solver's stopping rule (lib/linear.c), far
+                       * below liblinear's 0.1 / 0.01 and scikit-learn's
+                       * 1e-4, so that w is the optimum, not near it */
+    int max_iter;     /* 100000 Newton steps or dual CD passes */
+    int threads;      /* OpenMP threads for one-vs-rest, CV folds and the
+                       * large passes (0 = OpenMP's default) */
 } mm_linear_opts;
 
 void mm_linear_opts_init(mm_linear_opts *o);

@@ -1,11 +1,12 @@
 /* t-linear.c: lib/linear.c against scikit-learn 1.9.1 (the fixtures of
  * tests/gen/rfe_refs.py on the ALL data set: LinearSVC and liblinear
  * logistic regression coefficients, RFE selections and rankings, RFECV's
- * scores and choice, StratifiedKFold's folds), then synthetic checks that
- * need no data: optimality conditions, the two SVM solvers against each
- * other, warm starts, RFE's step and ranking rules, and the error paths.
- * Coefficients are compared relative to the largest |coef|; each table's
- * largest difference is printed with diag().
+ * scores and choice, StratifiedKFold's folds) and synthetic checks:
+ * optimality conditions, the Gram Newton solver against dual CD and primal
+ * Newton-CG, warm starts, RFE's step, tie and ranking rules, the error
+ * paths. Coefficients are compared relative to the largest |coef|; each
+ * table's largest difference is printed with diag(). Without the ALL data
+ * the whole file is skipped (failed when CI=true).
  * SPDX-License-Identifier: MIT */
 #include "config.h"
 
@@ -429,7 +430,10 @@ static void test_separable(void)
  * Newton-CG for logreg) reach the same optimum, with n < nf and n > nf. */
 static void test_solvers_agree(void)
 {
-    static const struct { size_t n, nf; int nc; } shp[] = {{60, 200, 2}, {300, 20, 2}, {90, 150, 3}};
+    static const struct {
+        size_t n, nf;
+        int nc;
+    } shp[] = {{60, 200, 2}, {300, 20, 2}, {90, 150, 3}};
     mm_linear_opts o;
     mm_linear_opts_init(&o);
     for (size_t s = 0; s < sizeof shp / sizeof *shp; s++) {
@@ -450,7 +454,7 @@ static void test_solvers_agree(void)
             ok(rc == 0 && a.converged && b.converged && d < 1e-6,
                "%zu x %zu, %d classes, %s: Gram Newton (%d it) = %s (%d it): rel diff %.3g",
                n, nf, shp[s].nc, est ? "logreg" : "svm", a.iters,
-               est ? "Newton-CG" : "dual CD", b.iters, d);
+               est || n > nf ? "primal Newton-CG" : "dual CD", b.iters, d);
             if (shp[s].nc == 2) {
                 double g1 = grad_ratio(&a, x, n, nf, y, est, 1);
                 double g2 = grad_ratio(&b, x, n, nf, y, est, 1);
@@ -516,6 +520,41 @@ static void test_step_rules(void)
     ok(k == 1 && c[0] == 5, "target > nf: one count (scikit-learn warns, keeps all)");
 }
 
+static int item_cmp(const void *a, const void *b)
+{
+    const rank_item *p = a, *q = b;
+    return p->imp < q->imp ? -1 : p->imp > q->imp ? 1 : (p->j > q->j) - (p->j < q->j);
+}
+
+/* The features RFE drops: the K first of numpy's stable argsort of the
+ * importances (ties: lower position first), here with many exact ties. */
+static void test_select(void)
+{
+    int good = 1;
+    for (int trial = 0; trial < 200 && good; trial++) {
+        size_t n = 1 + (size_t)(unif() * 300), k = (size_t)(unif() * (double)(n + 1));
+        if (k > n)
+            k = n;
+        rank_item *a = mm_malloc(n * sizeof *a), *b = mm_malloc(n * sizeof *b);
+        for (size_t j = 0; j < n; j++) {
+            a[j].imp = trial % 2 ? (double)(int)(unif() * 5) : unif();
+            a[j].j = j;
+        }
+        memcpy(b, a, n * sizeof *a);
+        select_smallest(a, n, k);
+        qsort(b, n, sizeof *b, item_cmp);
+        unsigned char *in = mm_calloc(n, 1);
+        for (size_t t = 0; t < k; t++)
+            in[a[t].j] = 1;
+        for (size_t t = 0; t < n; t++)
+            good &= in[b[t].j] == (t < k);
+        free(in);
+        free(a);
+        free(b);
+    }
+    ok(good, "the features dropped = the first of a stable sort, ties included (200 cases)");
+}
+
 static void test_rfe_ranking(void)
 {
     /* 7 features, step 2, target 2: counts 7, 5, 3, 2; rankings: the 2
@@ -546,6 +585,15 @@ static void test_rfe_ranking(void)
     for (size_t j = 0; j < nf; j++)
         all1 &= rk[j] == 1;
     ok(all1, "  every ranking 1");
+    /* an exact tie (feature 3 a copy of feature 1): the lower index goes
+     * first, as numpy's stable argsort has it */
+    for (size_t i = 0; i < n; i++)
+        x[i * nf + 3] = x[i * nf + 1];
+    r.n_select = 1;
+    r.step = 1;
+    is_int(mm_rfe(x, n, nf, y, 2, &r, &o, rk), 0, "RFE 7 -> 1, step 1, two equal features");
+    ok(rk[1] > rk[3], "  of the two equal features the lower index is dropped first "
+       "(rankings %zu and %zu)", rk[1], rk[3]);
     /* logreg RFE and RFECV run and keep the strongest feature */
     o.estimator = MM_EST_LOGREG;
     r.n_select = 1;
@@ -654,8 +702,8 @@ static void check_coef(const char *name, const double *x, size_t n, const expr *
 }
 
 /* RFE against a fixture (feature, index, ranking, ranking_tight). */
-static void check_rfe_fixture(const char *name, const double *x, size_t n, const expr *e, const int *y,
-                      int nclass, size_t nsel, int full_ranking)
+static void check_rfe_fixture(const char *name, const double *x, size_t n, const expr *e,
+                              const int *y, int nclass, size_t nsel, int full_ranking)
 {
     tsv *t = fixture(name);
     mm_linear_opts o;
@@ -702,7 +750,7 @@ static void check_rfe_fixture(const char *name, const double *x, size_t n, const
     else
         ok(common_t * 100 >= 95 * nsel, "  overlap with scikit-learn's converged selection: "
            "%zu of %zu (>= 95%%)", common_t, nsel);
-    if (common != nsel || common_t != nsel || (full_ranking && rank_same_t != e->nf)) {
+    {
         double a = cv_accuracy(x, n, e->nf, y, nclass, ours, ns, &o);
         double b = cv_accuracy(x, n, e->nf, y, nclass, theirs, nsk, &o);
         double c = cv_accuracy(x, n, e->nf, y, nclass, tight, nskt, &o);
@@ -778,7 +826,7 @@ static void test_all(const char *dir)
         return;
     }
     const size_t n = A.top.n;
-    check_coef("svc_coef_bt.tsv", A.xtop, n, &A.top, A.bt, 2, MM_EST_SVM, 1e-5);
+    check_coef("svc_coef_bt.tsv", A.xtop, n, &A.top, A.bt, 2, MM_EST_SVM, 1e-6);
     check_coef("svc_coef_bt_raw.tsv", A.xtop_raw, n, &A.top, A.bt, 2, MM_EST_SVM, 1e-3);
     check_coef("svc_coef_molbiol.tsv", A.xmb, A.nm, &A.top, A.ymb, 4, MM_EST_SVM, 1e-5);
     check_coef("logreg_coef_bt.tsv", A.xtop, n, &A.top, A.bt, 2, MM_EST_LOGREG, 1e-5);
@@ -814,6 +862,7 @@ int main(void)
     test_separable();
     test_solvers_agree();
     test_step_rules();
+    test_select();
     test_rfe_ranking();
     test_errors();
     test_skfold();
