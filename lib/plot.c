@@ -114,7 +114,7 @@ int mm_pretty_ticks(double xmax, double *ticks, int maxn)
     /* R_pretty() (src/appl/pretty.c) for lo = 0, up = XMAX, n = 5,
      * min.n = 1, high.u.bias = 1.5, u5.bias = .5 + 1.5 * 1.5. */
     const double h = 1.5, h5 = 0.5 + 1.5 * h, eps = 1e-10;
-    if (!(xmax > 0) || !isfinite(xmax)) xmax = 1;
+    if (!(xmax > 1e-290) || !isfinite(xmax)) xmax = 1; /* no subnormal cell: log10 stays finite */
     double cell = xmax / 5;
     int e = (int)floor(log10(cell));
     double base = pow(10, e), unit = base, ns;
