@@ -33,7 +33,10 @@ enum {
     OP_NONE, OP_VIEW_RESHAPE, OP_VIEW_TRANSPOSE, OP_VIEW_SLICE, OP_CONT,
     OP_MATMUL, OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_SCALE, OP_EXP, OP_LOG,
     OP_SQRT, OP_TANH, OP_SIGMOID, OP_RELU, OP_GELU, OP_SUM, OP_MEAN,
-    OP_SOFTMAX, OP_LOG_SOFTMAX, OP_LAYERNORM, OP_CROSS_ENTROPY
+    OP_SOFTMAX, OP_LOG_SOFTMAX, OP_LAYERNORM, OP_CROSS_ENTROPY,
+    OP_ABS, OP_CLAMP, OP_RSQRT, OP_SQUARE, OP_ELU, OP_SILU, OP_SOFTPLUS,
+    OP_MAX, OP_CUMSUM, OP_CUMPROD, OP_CONCAT, OP_INDEX_SELECT, OP_GATHER,
+    OP_REPEAT, OP_PAD, OP_DROPOUT, OP_CONV1D_DW, OP_CONV2D_DW, OP_COX
 };
 
 struct mm_tensor {
@@ -50,7 +53,8 @@ struct mm_tensor {
     int op;
     mm_tensor *src[3];
     mm_tensor *tape_prev;
-    double fp;      /* scalar parameter (scale, eps, smoothing) */
+    double fp;      /* scalar parameter (scale, eps, smoothing, lo) */
+    double fq;      /* a second one (clamp's hi) */
     int64_t ip[4];  /* integer parameters (axis, flags, ...) */
     void *aux;      /* saved forward state (layernorm stats, probs) */
 };
@@ -896,7 +900,7 @@ static void backward_binary(mm_tensor *t)
 // ---- unary ops -----------------------------------------------------------------
 
 static mm_tensor *unary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
-                        double s)
+                        double s, double s2)
 {
     if (!a) return NULL;
     if (check_inputs(ctx, name, a, NULL)) return NULL;
@@ -907,10 +911,35 @@ static mm_tensor *unary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
     FOR_REAL(a->dtype, {
         const real *x = a->data;
         real *y = out->data;
-        real sc = (real)s;
+        real sc = (real)s, s2r = (real)s2;
         switch (op) {
         case OP_SCALE:
             OMP_FOR for (int64_t i = 0; i < n; i++) y[i] = sc * x[i];
+            break;
+        case OP_ABS:
+            OMP_FOR for (int64_t i = 0; i < n; i++) y[i] = fabs(x[i]);
+            break;
+        case OP_CLAMP:
+            OMP_FOR for (int64_t i = 0; i < n; i++)
+                y[i] = x[i] < sc ? sc : x[i] > s2r ? s2r : x[i];
+            break;
+        case OP_RSQRT:
+            OMP_FOR for (int64_t i = 0; i < n; i++) y[i] = 1 / sqrt(x[i]);
+            break;
+        case OP_SQUARE:
+            OMP_FOR for (int64_t i = 0; i < n; i++) y[i] = x[i] * x[i];
+            break;
+        case OP_ELU:
+            OMP_FOR for (int64_t i = 0; i < n; i++)
+                y[i] = x[i] > 0 ? x[i] : sc * expm1(x[i]);
+            break;
+        case OP_SILU:
+            OMP_FOR for (int64_t i = 0; i < n; i++)
+                y[i] = x[i] / (1 + exp(-x[i]));
+            break;
+        case OP_SOFTPLUS: /* torch: beta 1, threshold 20 */
+            OMP_FOR for (int64_t i = 0; i < n; i++)
+                y[i] = x[i] > 20 ? x[i] : log1p(exp(x[i]));
             break;
         case OP_EXP:
             OMP_FOR for (int64_t i = 0; i < n; i++) y[i] = exp(x[i]);
@@ -941,40 +970,76 @@ static mm_tensor *unary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
         }
     });
     out->fp = s;
+    out->fq = s2;
     return record(ctx, out, op, a, NULL, NULL);
 }
 
 mm_tensor *mm_tensor_scale(mm_ctx *ctx, mm_tensor *a, double s)
 {
-    return unary(ctx, OP_SCALE, "scale", a, s);
+    return unary(ctx, OP_SCALE, "scale", a, s, 0);
 }
 mm_tensor *mm_tensor_exp(mm_ctx *ctx, mm_tensor *a)
 {
-    return unary(ctx, OP_EXP, "exp", a, 0);
+    return unary(ctx, OP_EXP, "exp", a, 0, 0);
 }
 mm_tensor *mm_tensor_log(mm_ctx *ctx, mm_tensor *a)
 {
-    return unary(ctx, OP_LOG, "log", a, 0);
+    return unary(ctx, OP_LOG, "log", a, 0, 0);
 }
 mm_tensor *mm_tensor_sqrt(mm_ctx *ctx, mm_tensor *a)
 {
-    return unary(ctx, OP_SQRT, "sqrt", a, 0);
+    return unary(ctx, OP_SQRT, "sqrt", a, 0, 0);
 }
 mm_tensor *mm_tensor_tanh(mm_ctx *ctx, mm_tensor *a)
 {
-    return unary(ctx, OP_TANH, "tanh", a, 0);
+    return unary(ctx, OP_TANH, "tanh", a, 0, 0);
 }
 mm_tensor *mm_tensor_sigmoid(mm_ctx *ctx, mm_tensor *a)
 {
-    return unary(ctx, OP_SIGMOID, "sigmoid", a, 0);
+    return unary(ctx, OP_SIGMOID, "sigmoid", a, 0, 0);
 }
 mm_tensor *mm_tensor_relu(mm_ctx *ctx, mm_tensor *a)
 {
-    return unary(ctx, OP_RELU, "relu", a, 0);
+    return unary(ctx, OP_RELU, "relu", a, 0, 0);
 }
 mm_tensor *mm_tensor_gelu(mm_ctx *ctx, mm_tensor *a)
 {
-    return unary(ctx, OP_GELU, "gelu", a, 0);
+    return unary(ctx, OP_GELU, "gelu", a, 0, 0);
+}
+mm_tensor *mm_tensor_neg(mm_ctx *ctx, mm_tensor *a)
+{
+    return unary(ctx, OP_SCALE, "neg", a, -1, 0);
+}
+mm_tensor *mm_tensor_abs(mm_ctx *ctx, mm_tensor *a)
+{
+    return unary(ctx, OP_ABS, "abs", a, 0, 0);
+}
+mm_tensor *mm_tensor_clamp(mm_ctx *ctx, mm_tensor *a, double lo, double hi)
+{
+    if (!a) return NULL;
+    if (!(lo <= hi))
+        return fail(ctx, "clamp: lo %g above hi %g", lo, hi);
+    return unary(ctx, OP_CLAMP, "clamp", a, lo, hi);
+}
+mm_tensor *mm_tensor_rsqrt(mm_ctx *ctx, mm_tensor *a)
+{
+    return unary(ctx, OP_RSQRT, "rsqrt", a, 0, 0);
+}
+mm_tensor *mm_tensor_square(mm_ctx *ctx, mm_tensor *a)
+{
+    return unary(ctx, OP_SQUARE, "square", a, 0, 0);
+}
+mm_tensor *mm_tensor_elu(mm_ctx *ctx, mm_tensor *a, double alpha)
+{
+    return unary(ctx, OP_ELU, "elu", a, alpha, 0);
+}
+mm_tensor *mm_tensor_silu(mm_ctx *ctx, mm_tensor *a)
+{
+    return unary(ctx, OP_SILU, "silu", a, 0, 0);
+}
+mm_tensor *mm_tensor_softplus(mm_ctx *ctx, mm_tensor *a)
+{
+    return unary(ctx, OP_SOFTPLUS, "softplus", a, 0, 0);
 }
 
 static void backward_unary(mm_tensor *t)
@@ -985,10 +1050,39 @@ static void backward_unary(mm_tensor *t)
     FOR_REAL(t->dtype, {
         const real *x = a->data, *y = t->data, *g = t->grad->data;
         real *gx = grad_of(t->ctx, a)->data;
-        real sc = (real)t->fp;
+        real sc = (real)t->fp, s2r = (real)t->fq;
         switch (op) {
         case OP_SCALE:
             OMP_FOR for (int64_t i = 0; i < n; i++) gx[i] += sc * g[i];
+            break;
+        case OP_ABS: /* sign(x), 0 at 0 as torch */
+            OMP_FOR for (int64_t i = 0; i < n; i++)
+                gx[i] += x[i] > 0 ? g[i] : x[i] < 0 ? -g[i] : 0;
+            break;
+        case OP_CLAMP: /* passes where lo <= x <= hi, as torch */
+            OMP_FOR for (int64_t i = 0; i < n; i++)
+                gx[i] += x[i] >= sc && x[i] <= s2r ? g[i] : 0;
+            break;
+        case OP_RSQRT:
+            OMP_FOR for (int64_t i = 0; i < n; i++)
+                gx[i] += (real)-0.5 * g[i] * y[i] * y[i] * y[i];
+            break;
+        case OP_SQUARE:
+            OMP_FOR for (int64_t i = 0; i < n; i++) gx[i] += 2 * g[i] * x[i];
+            break;
+        case OP_ELU:
+            OMP_FOR for (int64_t i = 0; i < n; i++)
+                gx[i] += x[i] > 0 ? g[i] : g[i] * sc * exp(x[i]);
+            break;
+        case OP_SILU:
+            OMP_FOR for (int64_t i = 0; i < n; i++) {
+                real sg = 1 / (1 + exp(-x[i]));
+                gx[i] += g[i] * sg * (1 + x[i] * (1 - sg));
+            }
+            break;
+        case OP_SOFTPLUS:
+            OMP_FOR for (int64_t i = 0; i < n; i++)
+                gx[i] += x[i] > 20 ? g[i] : g[i] / (1 + exp(-x[i]));
             break;
         case OP_EXP:
             OMP_FOR for (int64_t i = 0; i < n; i++) gx[i] += g[i] * y[i];
@@ -1356,6 +1450,875 @@ static void backward_cross_entropy(mm_tensor *t)
     });
 }
 
+// ---- max, cumsum, cumprod over an axis --------------------------------------
+
+/* A (..., LEN, ...) seen as (OUTER, LEN, INNER) around axis AX. */
+static void around(const mm_tensor *a, int ax, int64_t *outer, int64_t *len,
+                   int64_t *inner)
+{
+    *outer = numel_of(ax, a->ne);
+    *len = a->ne[ax];
+    *inner = numel_of(a->ndim - ax - 1, a->ne + ax + 1);
+}
+
+mm_tensor *mm_tensor_max(mm_ctx *ctx, mm_tensor *a, int axis, int keepdim)
+{
+    if (!a) return NULL;
+    if (check_inputs(ctx, "max", a, NULL)) return NULL;
+    int ax = norm_axis(axis, a->ndim);
+    if (ax < 0)
+        return fail(ctx, "max: axis %d of a %d-D tensor", axis, a->ndim);
+    a = mm_tensor_contiguous(ctx, a);
+    if (!a) return NULL;
+    int64_t ne[MM_MAX_DIMS], outer, len, inner;
+    int nd = 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (i != ax) ne[nd++] = a->ne[i];
+        else if (keepdim) ne[nd++] = 1;
+    around(a, ax, &outer, &len, &inner);
+    mm_tensor *out = tnew(ctx, a->dtype, nd, ne);
+    int64_t *arg = arena_alloc(ctx, (size_t)(outer * inner) * sizeof *arg);
+    FOR_REAL(a->dtype, {
+        const real *x = a->data;
+        real *y = out->data;
+        OMP_FOR
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t i = 0; i < inner; i++) {
+                const real *xo = x + o * len * inner + i;
+                int64_t best = 0;
+                for (int64_t k = 1; k < len; k++) /* first argmax wins */
+                    if (xo[k * inner] > xo[best * inner]) best = k;
+                y[o * inner + i] = xo[best * inner];
+                arg[o * inner + i] = best;
+            }
+    });
+    out->aux = arg;
+    out->ip[0] = ax;
+    return record(ctx, out, OP_MAX, a, NULL, NULL);
+}
+
+static mm_tensor *scan(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
+                       int axis)
+{
+    if (!a) return NULL;
+    if (check_inputs(ctx, name, a, NULL)) return NULL;
+    int ax = norm_axis(axis, a->ndim);
+    if (ax < 0)
+        return fail(ctx, "%s: axis %d of a %d-D tensor", name, axis,
+                    a->ndim);
+    a = mm_tensor_contiguous(ctx, a);
+    if (!a) return NULL;
+    int64_t outer, len, inner;
+    around(a, ax, &outer, &len, &inner);
+    mm_tensor *out = tnew(ctx, a->dtype, a->ndim, a->ne);
+    int prod = op == OP_CUMPROD;
+    FOR_REAL(a->dtype, {
+        const real *x = a->data;
+        real *y = out->data;
+        OMP_FOR
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t i = 0; i < inner; i++) {
+                const real *xo = x + o * len * inner + i;
+                real *yo = y + o * len * inner + i;
+                real acc = prod ? 1 : 0;
+                for (int64_t k = 0; k < len; k++) {
+                    acc = prod ? acc * xo[k * inner] : acc + xo[k * inner];
+                    yo[k * inner] = acc;
+                }
+            }
+    });
+    out->ip[0] = ax;
+    return record(ctx, out, op, a, NULL, NULL);
+}
+
+mm_tensor *mm_tensor_cumsum(mm_ctx *ctx, mm_tensor *a, int axis)
+{
+    return scan(ctx, OP_CUMSUM, "cumsum", a, axis);
+}
+mm_tensor *mm_tensor_cumprod(mm_ctx *ctx, mm_tensor *a, int axis)
+{
+    return scan(ctx, OP_CUMPROD, "cumprod", a, axis);
+}
+
+/* max: the gradient goes to the first argmax. cumsum: a reverse cumsum.
+ * cumprod, y_k = prod_{j<=k} x_j, without dividing by x (zeros are fine):
+ * dx_i = E_i R_i with E_i = prod_{j<i} x_j (exclusive prefix product) and
+ * R_i = g_i + x_{i+1} R_{i+1} (a reverse scan, R_{n-1} = g_{n-1}). */
+static void backward_scan(mm_tensor *t)
+{
+    mm_tensor *a = t->src[0];
+    int64_t outer, len, inner;
+    around(a, (int)t->ip[0], &outer, &len, &inner);
+    int op = t->op;
+    FOR_REAL(t->dtype, {
+        const real *x = a->data, *g = t->grad->data;
+        real *gx = grad_of(t->ctx, a)->data;
+        const int64_t *arg = t->aux;
+        real *scratch = op == OP_CUMPROD
+            ? arena_alloc(t->ctx, (size_t)mm_tensor_numel(t) * sizeof(real))
+            : NULL;
+        OMP_FOR
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t i = 0; i < inner; i++) {
+                int64_t base = o * len * inner + i;
+                if (op == OP_MAX) {
+                    gx[base + arg[o * inner + i] * inner] +=
+                        g[o * inner + i];
+                } else if (op == OP_CUMSUM) {
+                    real acc = 0;
+                    for (int64_t k = len - 1; k >= 0; k--) {
+                        acc += g[base + k * inner];
+                        gx[base + k * inner] += acc;
+                    }
+                } else {
+                    real *rs = scratch + base, r = 0, e = 1;
+                    for (int64_t k = len - 1; k >= 0; k--) {
+                        r = g[base + k * inner] +
+                            (k + 1 < len ? x[base + (k + 1) * inner] * r : 0);
+                        rs[k * inner] = r;
+                    }
+                    for (int64_t k = 0; k < len; k++) {
+                        gx[base + k * inner] += e * rs[k * inner];
+                        e *= x[base + k * inner];
+                    }
+                }
+            }
+    });
+}
+
+// ---- concat, index_select, gather, repeat, pad ------------------------------
+
+mm_tensor *mm_tensor_concat(mm_ctx *ctx, int n, mm_tensor *const *ts, int dim)
+{
+    if (n < 1) return fail(ctx, "concat: no inputs");
+    for (int k = 0; k < n; k++)
+        if (!ts[k]) return NULL;
+    mm_tensor *a = ts[0];
+    int d = norm_axis(dim, a->ndim);
+    if (d < 0)
+        return fail(ctx, "concat: dimension %d of a %d-D tensor", dim,
+                    a->ndim);
+    mm_tensor **src = arena_alloc(ctx, (size_t)n * sizeof *src);
+    int64_t ne[MM_MAX_DIMS], total = 0;
+    int need = 0;
+    for (int k = 0; k < n; k++) {
+        mm_tensor *b = ts[k];
+        if (check_inputs(ctx, "concat", a, b)) return NULL;
+        if (b->ndim != a->ndim)
+            return fail(ctx, "concat: input %d is %d-D, expected %d-D", k,
+                        b->ndim, a->ndim);
+        for (int i = 0; i < a->ndim; i++)
+            if (i != d && b->ne[i] != a->ne[i])
+                return fail(ctx, "concat: input %d has size %lld in "
+                                 "dimension %d, expected %lld", k,
+                            (long long)b->ne[i], i, (long long)a->ne[i]);
+        total += b->ne[d];
+    }
+    for (int k = 0; k < n; k++) {
+        src[k] = mm_tensor_contiguous(ctx, ts[k]);
+        need |= src[k]->requires_grad;
+    }
+    memcpy(ne, a->ne, sizeof ne);
+    ne[d] = total;
+    mm_tensor *out = tnew(ctx, a->dtype, a->ndim, ne);
+    int64_t outer = numel_of(d, ne), inner = numel_of(a->ndim - d - 1,
+                                                      ne + d + 1);
+    size_t es = mm_dtype_size(a->dtype);
+    OMP_FOR
+    for (int64_t o = 0; o < outer; o++) {
+        char *dst = (char *)out->data + (size_t)(o * total * inner) * es;
+        for (int k = 0; k < n; k++) {
+            size_t blk = (size_t)(src[k]->ne[d] * inner) * es;
+            memcpy(dst, (char *)src[k]->data + o * blk, blk);
+            dst += blk;
+        }
+    }
+    out->aux = src;
+    out->ip[0] = d;
+    out->ip[1] = n;
+    record(ctx, out, OP_CONCAT, NULL, NULL, NULL);
+    if (need && !ctx->no_grad) { /* record() saw no sources: n may be > 3 */
+        out->requires_grad = 1;
+        out->tape_prev = ctx->tape;
+        ctx->tape = out;
+    }
+    return out;
+}
+
+static void backward_concat(mm_tensor *t)
+{
+    mm_tensor **src = t->aux;
+    int d = (int)t->ip[0], n = (int)t->ip[1];
+    int64_t total = t->ne[d], outer = numel_of(d, t->ne);
+    int64_t inner = numel_of(t->ndim - d - 1, t->ne + d + 1), off = 0;
+    for (int k = 0; k < n; k++) {
+        int64_t blk = src[k]->ne[d] * inner;
+        if (src[k]->requires_grad)
+            FOR_REAL(t->dtype, {
+                const real *g = t->grad->data;
+                real *gx = grad_of(t->ctx, src[k])->data;
+                OMP_FOR
+                for (int64_t o = 0; o < outer; o++)
+                    for (int64_t i = 0; i < blk; i++)
+                        gx[o * blk + i] += g[o * total * inner + off + i];
+            });
+        off += blk;
+    }
+}
+
+/* The N values of an i32/i64 tensor as int64, each checked to be in
+ * [0, LIM). @return them (arena), or NULL with the error on ctx. */
+static int64_t *read_index(mm_ctx *ctx, const char *op, const mm_tensor *ix,
+                           int64_t lim)
+{
+    if (ix->dtype != MM_I32 && ix->dtype != MM_I64) {
+        fail(ctx, "%s: index must be i32 or i64, got %s", op,
+             mm_dtype_name(ix->dtype));
+        return NULL;
+    }
+    int64_t n = mm_tensor_numel(ix);
+    int64_t *v = arena_alloc(ctx, (size_t)n * sizeof *v);
+    for (int64_t i = 0; i < n; i++) {
+        v[i] = (int64_t)load(ix->dtype, ix->data, offset_of(ix, i));
+        if (v[i] < 0 || v[i] >= lim) {
+            fail(ctx, "%s: index %lld at %lld outside [0, %lld)", op,
+                 (long long)v[i], (long long)i, (long long)lim);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+mm_tensor *mm_tensor_index_select(mm_ctx *ctx, mm_tensor *a, int dim,
+                                  mm_tensor *index)
+{
+    if (!a || !index) return NULL;
+    if (check_inputs(ctx, "index_select", a, NULL)) return NULL;
+    int d = norm_axis(dim, a->ndim);
+    if (d < 0)
+        return fail(ctx, "index_select: dimension %d of a %d-D tensor", dim,
+                    a->ndim);
+    if (index->ndim != 1)
+        return fail(ctx, "index_select: index must be 1-D, got %d-D",
+                    index->ndim);
+    int64_t *ix = read_index(ctx, "index_select", index, a->ne[d]);
+    if (!ix) return NULL;
+    a = mm_tensor_contiguous(ctx, a);
+    if (!a) return NULL;
+    int64_t ne[MM_MAX_DIMS], outer, len, inner, m = index->ne[0];
+    memcpy(ne, a->ne, sizeof ne);
+    ne[d] = m;
+    around(a, d, &outer, &len, &inner);
+    mm_tensor *out = tnew(ctx, a->dtype, a->ndim, ne);
+    size_t es = mm_dtype_size(a->dtype), row = (size_t)inner * es;
+    OMP_FOR
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < m; j++)
+            memcpy((char *)out->data + (size_t)(o * m + j) * row,
+                   (char *)a->data + (size_t)(o * len + ix[j]) * row, row);
+    out->aux = ix;
+    out->ip[0] = d;
+    return record(ctx, out, OP_INDEX_SELECT, a, NULL, NULL);
+}
+
+mm_tensor *mm_tensor_gather(mm_ctx *ctx, mm_tensor *a, int dim,
+                            mm_tensor *index)
+{
+    if (!a || !index) return NULL;
+    if (check_inputs(ctx, "gather", a, NULL)) return NULL;
+    int d = norm_axis(dim, a->ndim);
+    if (d < 0)
+        return fail(ctx, "gather: dimension %d of a %d-D tensor", dim,
+                    a->ndim);
+    if (index->ndim != a->ndim)
+        return fail(ctx, "gather: index is %d-D, expected %d-D", index->ndim,
+                    a->ndim);
+    for (int i = 0; i < a->ndim; i++)
+        if (i != d && index->ne[i] > a->ne[i])
+            return fail(ctx, "gather: index size %lld in dimension %d above "
+                             "the input's %lld", (long long)index->ne[i], i,
+                        (long long)a->ne[i]);
+    int64_t *ix = read_index(ctx, "gather", index, a->ne[d]);
+    if (!ix) return NULL;
+    a = mm_tensor_contiguous(ctx, a);
+    if (!a) return NULL;
+    mm_tensor *out = tnew(ctx, a->dtype, index->ndim, index->ne);
+    int64_t n = mm_tensor_numel(out);
+    FOR_REAL(a->dtype, {
+        const real *x = a->data;
+        real *y = out->data;
+        OMP_FOR
+        for (int64_t i = 0; i < n; i++) {
+            /* the source: I's coordinates, with IX[i] along D */
+            int64_t r = i, off = 0;
+            for (int k = out->ndim - 1; k >= 0; k--) {
+                int64_t c = r % out->ne[k];
+                r /= out->ne[k];
+                off += (k == d ? ix[i] : c) * a->nb[k];
+            }
+            y[i] = x[off];
+        }
+    });
+    out->aux = ix;
+    out->ip[0] = d;
+    return record(ctx, out, OP_GATHER, a, NULL, NULL);
+}
+
+mm_tensor *mm_tensor_repeat(mm_ctx *ctx, mm_tensor *a, int nrep,
+                            const int64_t *reps)
+{
+    if (!a) return NULL;
+    if (check_inputs(ctx, "repeat", a, NULL)) return NULL;
+    if (nrep < a->ndim || nrep > MM_MAX_DIMS)
+        return fail(ctx, "repeat: %d repeat counts for a %d-D tensor "
+                         "(expected %d to %d)", nrep, a->ndim, a->ndim,
+                    MM_MAX_DIMS);
+    int64_t ne[MM_MAX_DIMS];
+    for (int i = 0; i < nrep; i++) {
+        if (reps[i] < 1)
+            return fail(ctx, "repeat: count %lld in dimension %d, expected "
+                             ">= 1", (long long)reps[i], i);
+        int j = i - (nrep - a->ndim);
+        ne[i] = (j >= 0 ? a->ne[j] : 1) * reps[i];
+    }
+    a = mm_tensor_contiguous(ctx, a);
+    if (!a) return NULL;
+    mm_tensor *out = tnew(ctx, a->dtype, nrep, ne);
+    int64_t an[4], ab[4], on[4], ob[4];
+    pad4(a, an, ab);
+    pad4(out, on, ob);
+    int64_t n = mm_tensor_numel(out);
+    FOR_REAL(a->dtype, {
+        const real *x = a->data;
+        real *y = out->data;
+        OMP_FOR
+        for (int64_t i = 0; i < n; i++) {
+            int64_t r = i, off = 0;
+            for (int k = 3; k >= 0; k--) {
+                off += (r % on[k]) % an[k] * ab[k];
+                r /= on[k];
+            }
+            y[i] = x[off];
+        }
+    });
+    return record(ctx, out, OP_REPEAT, a, NULL, NULL);
+}
+
+mm_tensor *mm_tensor_pad(mm_ctx *ctx, mm_tensor *a, int dim, int64_t front,
+                         int64_t back)
+{
+    if (!a) return NULL;
+    if (check_inputs(ctx, "pad", a, NULL)) return NULL;
+    int d = norm_axis(dim, a->ndim);
+    if (d < 0)
+        return fail(ctx, "pad: dimension %d of a %d-D tensor", dim, a->ndim);
+    if (front < 0 || back < 0)
+        return fail(ctx, "pad: negative padding %lld, %lld",
+                    (long long)front, (long long)back);
+    a = mm_tensor_contiguous(ctx, a);
+    if (!a) return NULL;
+    int64_t ne[MM_MAX_DIMS], outer, len, inner;
+    memcpy(ne, a->ne, sizeof ne);
+    ne[d] += front + back;
+    around(a, d, &outer, &len, &inner);
+    mm_tensor *out = tnew(ctx, a->dtype, a->ndim, ne);
+    size_t es = mm_dtype_size(a->dtype), blk = (size_t)(len * inner) * es;
+    OMP_FOR
+    for (int64_t o = 0; o < outer; o++)
+        memcpy((char *)out->data +
+                   (size_t)((o * ne[d] + front) * inner) * es,
+               (char *)a->data + o * blk, blk);
+    out->ip[0] = d;
+    out->ip[1] = front;
+    return record(ctx, out, OP_PAD, a, NULL, NULL);
+}
+
+// ---- dropout ----------------------------------------------------------------
+
+double mm_rand_u01(uint64_t seed, uint64_t i)
+{
+    /* output i (from 0) of splitmix64 started at SEED */
+    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * 0x1p-53;
+}
+
+/* y = x m + b per element, m and b from the keep mask (torch's formulas):
+ * dropout m = keep / (1 - p), b = 0; alpha dropout with A = 1.7580993408473766
+ * (SELU's scale times alpha), a = 1 / sqrt((A^2 p + 1)(1 - p)):
+ * m = keep a, b = (keep - 1) A a + A a p. */
+static mm_tensor *dropout(mm_ctx *ctx, const char *name, mm_tensor *x,
+                          double p, uint64_t seed, int train, int alpha)
+{
+    if (!x) return NULL;
+    if (check_inputs(ctx, name, x, NULL)) return NULL;
+    if (!(p >= 0 && p <= 1))
+        return fail(ctx, "%s: p %g outside [0, 1]", name, p);
+    if (p == 0 || !train) return x;
+    x = mm_tensor_contiguous(ctx, x);
+    if (!x) return NULL;
+    mm_tensor *out = tnew(ctx, x->dtype, x->ndim, x->ne);
+    int64_t n = mm_tensor_numel(x);
+    out->aux = arena_alloc(ctx, (size_t)n * mm_dtype_size(x->dtype));
+    const double A = 1.7580993408473766;
+    double a = alpha ? 1 / sqrt((A * A * p + 1) * (1 - p)) : 1 / (1 - p);
+    FOR_REAL(x->dtype, {
+        const real *xi = x->data;
+        real *y = out->data, *m = out->aux;
+        OMP_FOR
+        for (int64_t i = 0; i < n; i++) {
+            int keep = p < 1 && mm_rand_u01(seed, (uint64_t)i) >= p;
+            double mi = p < 1 && keep ? a : 0, bi = 0;
+            if (alpha && p < 1) bi = (keep - 1) * A * a + A * a * p;
+            m[i] = (real)mi;
+            y[i] = xi[i] * (real)mi + (real)bi;
+        }
+    });
+    return record(ctx, out, OP_DROPOUT, x, NULL, NULL);
+}
+
+mm_tensor *mm_tensor_dropout(mm_ctx *ctx, mm_tensor *x, double p,
+                             uint64_t seed, int train)
+{
+    return dropout(ctx, "dropout", x, p, seed, train, 0);
+}
+
+mm_tensor *mm_tensor_alpha_dropout(mm_ctx *ctx, mm_tensor *x, double p,
+                                   uint64_t seed, int train)
+{
+    return dropout(ctx, "alpha_dropout", x, p, seed, train, 1);
+}
+
+/* index_select, gather, repeat, pad, dropout: each gradient element sums
+ * its sources in a fixed order in one thread (scatter-adds run over the
+ * independent outer blocks or fibers). */
+static void backward_index(mm_tensor *t)
+{
+    mm_tensor *a = t->src[0];
+    int d = (int)t->ip[0];
+    const int64_t *ix = t->aux;
+    int op = t->op;
+    FOR_REAL(t->dtype, {
+        const real *g = t->grad->data;
+        real *gx = grad_of(t->ctx, a)->data;
+        if (op == OP_INDEX_SELECT || op == OP_PAD) {
+            int64_t outer, len, inner, m = t->ne[d], front = t->ip[1];
+            around(a, d, &outer, &len, &inner);
+            OMP_FOR
+            for (int64_t o = 0; o < outer; o++) {
+                if (op == OP_PAD) {
+                    const real *go = g + (o * m + front) * inner;
+                    real *gxo = gx + o * len * inner;
+                    for (int64_t i = 0; i < len * inner; i++) gxo[i] += go[i];
+                    continue;
+                }
+                for (int64_t j = 0; j < m; j++) {
+                    real *gxo = gx + (o * len + ix[j]) * inner;
+                    const real *go = g + (o * m + j) * inner;
+                    for (int64_t i = 0; i < inner; i++) gxo[i] += go[i];
+                }
+            }
+        } else if (op == OP_GATHER) {
+            int64_t m = t->ne[d];
+            int64_t inner = numel_of(t->ndim - d - 1, t->ne + d + 1);
+            int64_t fibers = mm_tensor_numel(t) / m;
+            OMP_FOR
+            for (int64_t f = 0; f < fibers; f++) {
+                int64_t o = f / inner, i = f % inner;
+                int64_t r = o * m * inner + i, off = 0; /* coordinate d = 0 */
+                for (int k = t->ndim - 1; k >= 0; k--) {
+                    off += r % t->ne[k] * a->nb[k];
+                    r /= t->ne[k];
+                }
+                for (int64_t j = 0; j < m; j++) {
+                    int64_t q = (o * m + j) * inner + i;
+                    gx[off + ix[q] * a->nb[d]] += g[q];
+                }
+            }
+        } else if (op == OP_REPEAT) {
+            int64_t an[4], ab[4], on[4], ob[4], rp[4];
+            pad4(a, an, ab);
+            pad4(t, on, ob);
+            for (int k = 0; k < 4; k++) rp[k] = on[k] / an[k];
+            int64_t n = mm_tensor_numel(a);
+            OMP_FOR
+            for (int64_t e = 0; e < n; e++) {
+                int64_t c[4], r = e;
+                for (int k = 3; k >= 0; k--) {
+                    c[k] = r % an[k];
+                    r /= an[k];
+                }
+                real s = 0;
+                for (int64_t r0 = 0; r0 < rp[0]; r0++)
+                    for (int64_t r1 = 0; r1 < rp[1]; r1++)
+                        for (int64_t r2 = 0; r2 < rp[2]; r2++)
+                            for (int64_t r3 = 0; r3 < rp[3]; r3++)
+                                s += g[(c[0] + r0 * an[0]) * ob[0] +
+                                       (c[1] + r1 * an[1]) * ob[1] +
+                                       (c[2] + r2 * an[2]) * ob[2] +
+                                       (c[3] + r3 * an[3]) * ob[3]];
+                gx[e] += s;
+            }
+        } else { /* dropout */
+            const real *m = t->aux;
+            int64_t n = mm_tensor_numel(t);
+            OMP_FOR
+            for (int64_t i = 0; i < n; i++) gx[i] += g[i] * m[i];
+        }
+    });
+}
+
+// ---- depthwise convolutions -------------------------------------------------
+
+mm_tensor *mm_tensor_conv1d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w)
+{
+    if (!x || !w) return NULL;
+    if (check_inputs(ctx, "conv1d_dw", x, w)) return NULL;
+    if ((x->ndim != 3 && x->ndim != 4) || w->ndim != 2 ||
+        w->ne[0] != x->ne[1] || w->ne[1] % 2 == 0)
+        return fail(ctx, "conv1d_dw: expected x (B, C, L) or (B, C, L, D) "
+                         "and w (C, K) with K odd");
+    x = mm_tensor_contiguous(ctx, x);
+    w = mm_tensor_contiguous(ctx, w);
+    if (!x || !w) return NULL;
+    mm_tensor *out = tnew(ctx, x->dtype, x->ndim, x->ne);
+    int64_t BC = x->ne[0] * x->ne[1], C = x->ne[1], L = x->ne[2];
+    int64_t D = x->ndim == 4 ? x->ne[3] : 1, K = w->ne[1], P = K / 2;
+    FOR_REAL(x->dtype, {
+        const real *xp = x->data, *wp = w->data;
+        real *yp = out->data;
+        OMP_FOR
+        for (int64_t r = 0; r < BC * L; r++) { /* one output row each */
+            int64_t bc = r / L, i = r % L;
+            const real *xs = xp + bc * L * D, *wc = wp + bc % C * K;
+            real *yr = yp + r * D;
+            for (int64_t k = 0; k < K; k++) {
+                int64_t j = i + k - P;
+                if (j < 0 || j >= L) continue;
+                for (int64_t e = 0; e < D; e++) yr[e] += wc[k] * xs[j * D + e];
+            }
+        }
+    });
+    return record(ctx, out, OP_CONV1D_DW, x, w, NULL);
+}
+
+static void backward_conv1d(mm_tensor *t)
+{
+    mm_tensor *x = t->src[0], *w = t->src[1];
+    int64_t B = x->ne[0], C = x->ne[1], L = x->ne[2];
+    int64_t D = x->ndim == 4 ? x->ne[3] : 1, K = w->ne[1], P = K / 2;
+    FOR_REAL(t->dtype, {
+        const real *xp = x->data, *wp = w->data, *g = t->grad->data;
+        if (x->requires_grad) {
+            real *gx = grad_of(t->ctx, x)->data;
+            OMP_FOR
+            for (int64_t r = 0; r < B * C * L; r++) {
+                int64_t bc = r / L, j = r % L;
+                const real *gs = g + bc * L * D, *wc = wp + bc % C * K;
+                real *gxr = gx + r * D;
+                for (int64_t k = 0; k < K; k++) {
+                    int64_t i = j - k + P;
+                    if (i < 0 || i >= L) continue;
+                    for (int64_t e = 0; e < D; e++)
+                        gxr[e] += wc[k] * gs[i * D + e];
+                }
+            }
+        }
+        if (w->requires_grad) {
+            real *gw = grad_of(t->ctx, w)->data;
+            OMP_FOR
+            for (int64_t ck = 0; ck < C * K; ck++) {
+                int64_t c = ck / K, k = ck % K;
+                real s = 0;
+                for (int64_t b = 0; b < B; b++) {
+                    const real *gs = g + (b * C + c) * L * D;
+                    const real *xs = xp + (b * C + c) * L * D;
+                    for (int64_t i = 0; i < L; i++) {
+                        int64_t j = i + k - P;
+                        if (j < 0 || j >= L) continue;
+                        for (int64_t e = 0; e < D; e++)
+                            s += gs[i * D + e] * xs[j * D + e];
+                    }
+                }
+                gw[c * K + k] += s;
+            }
+        }
+    });
+}
+
+mm_tensor *mm_tensor_conv2d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
+                               mm_tensor *b)
+{
+    if (!x || !w) return NULL;
+    if (check_inputs(ctx, "conv2d_dw", x, w) ||
+        (b && check_inputs(ctx, "conv2d_dw", x, b)))
+        return NULL;
+    if (x->ndim != 4 || w->ndim != 3 || w->ne[0] != x->ne[1] ||
+        w->ne[1] != w->ne[2] || w->ne[1] % 2 == 0 ||
+        (b && (b->ndim != 1 || b->ne[0] != x->ne[1])))
+        return fail(ctx, "conv2d_dw: expected x (B, C, H, W), w (C, k, k) "
+                         "with k odd and bias (C) or none");
+    x = mm_tensor_contiguous(ctx, x);
+    w = mm_tensor_contiguous(ctx, w);
+    b = b ? mm_tensor_contiguous(ctx, b) : NULL;
+    if (!x || !w) return NULL;
+    mm_tensor *out = tnew(ctx, x->dtype, 4, x->ne);
+    int64_t C = x->ne[1], H = x->ne[2], W = x->ne[3], BC = x->ne[0] * C;
+    int64_t k = w->ne[1], P = k / 2;
+    FOR_REAL(x->dtype, {
+        const real *xp = x->data, *wp = w->data;
+        const real *bp = b ? b->data : NULL;
+        real *yp = out->data;
+        OMP_FOR
+        for (int64_t bc = 0; bc < BC; bc++) {
+            const real *xs = xp + bc * H * W, *wc = wp + bc % C * k * k;
+            real *ys = yp + bc * H * W;
+            for (int64_t r = 0; r < H; r++)
+                for (int64_t c = 0; c < W; c++) {
+                    real s = bp ? bp[bc % C] : 0;
+                    for (int64_t u = 0; u < k; u++) {
+                        int64_t rr = r + u - P;
+                        if (rr < 0 || rr >= H) continue;
+                        for (int64_t v = 0; v < k; v++) {
+                            int64_t cc = c + v - P;
+                            if (cc >= 0 && cc < W)
+                                s += wc[u * k + v] * xs[rr * W + cc];
+                        }
+                    }
+                    ys[r * W + c] = s;
+                }
+        }
+    });
+    return record(ctx, out, OP_CONV2D_DW, x, w, b);
+}
+
+static void backward_conv2d(mm_tensor *t)
+{
+    mm_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
+    int64_t B = x->ne[0], C = x->ne[1], H = x->ne[2], W = x->ne[3];
+    int64_t k = w->ne[1], P = k / 2;
+    FOR_REAL(t->dtype, {
+        const real *xp = x->data, *wp = w->data, *g = t->grad->data;
+        if (x->requires_grad) {
+            real *gx = grad_of(t->ctx, x)->data;
+            OMP_FOR
+            for (int64_t bc = 0; bc < B * C; bc++) {
+                const real *gs = g + bc * H * W, *wc = wp + bc % C * k * k;
+                real *gxs = gx + bc * H * W;
+                for (int64_t r = 0; r < H; r++)
+                    for (int64_t c = 0; c < W; c++) {
+                        real s = 0;
+                        for (int64_t u = 0; u < k; u++) {
+                            int64_t rr = r - u + P;
+                            if (rr < 0 || rr >= H) continue;
+                            for (int64_t v = 0; v < k; v++) {
+                                int64_t cc = c - v + P;
+                                if (cc >= 0 && cc < W)
+                                    s += wc[u * k + v] * gs[rr * W + cc];
+                            }
+                        }
+                        gxs[r * W + c] += s;
+                    }
+            }
+        }
+        int gw_on = w->requires_grad, gb_on = b && b->requires_grad;
+        real *gw = gw_on ? grad_of(t->ctx, w)->data : NULL;
+        real *gb = gb_on ? grad_of(t->ctx, b)->data : NULL;
+        if (gw_on || gb_on) {
+            OMP_FOR
+            for (int64_t c = 0; c < C; c++) {
+                for (int64_t u = 0; gw && u < k; u++)
+                    for (int64_t v = 0; v < k; v++) {
+                        real s = 0;
+                        for (int64_t n = 0; n < B; n++) {
+                            const real *gs = g + (n * C + c) * H * W;
+                            const real *xs = xp + (n * C + c) * H * W;
+                            for (int64_t r = 0; r < H; r++) {
+                                int64_t rr = r + u - P;
+                                if (rr < 0 || rr >= H) continue;
+                                for (int64_t q = 0; q < W; q++) {
+                                    int64_t cc = q + v - P;
+                                    if (cc >= 0 && cc < W)
+                                        s += gs[r * W + q] * xs[rr * W + cc];
+                                }
+                            }
+                        }
+                        gw[(c * k + u) * k + v] += s;
+                    }
+                if (gb) {
+                    real s = 0;
+                    for (int64_t n = 0; n < B; n++)
+                        for (int64_t i = 0; i < H * W; i++)
+                            s += g[(n * C + c) * H * W + i];
+                    gb[c] += s;
+                }
+            }
+        }
+    });
+}
+
+// ---- survival losses --------------------------------------------------------
+
+/* A tensor of DT and shape (N, 1) (or 0-D when N = 0) holding V. */
+static mm_tensor *const_col(mm_ctx *ctx, mm_dtype dt, int64_t n,
+                            const double *v)
+{
+    mm_tensor *t = n ? tnew(ctx, dt, 2, (int64_t[]){n, 1})
+                     : tnew(ctx, dt, 0, NULL);
+    for (int64_t i = 0; i < (n ? n : 1); i++) store(dt, t->data, i, v[i]);
+    return t;
+}
+
+mm_tensor *mm_tensor_surv_nll(mm_ctx *ctx, mm_tensor *logits, mm_tensor *y,
+                              mm_tensor *c, double alpha, double eps)
+{
+    if (!logits || !y || !c) return NULL;
+    if (check_inputs(ctx, "surv_nll", logits, NULL)) return NULL;
+    if (logits->ndim != 2)
+        return fail(ctx, "surv_nll: logits must be (B, T), got %d-D",
+                    logits->ndim);
+    int64_t B = logits->ne[0], T = logits->ne[1];
+    if (y->ndim != 1 || y->ne[0] != B || c->ndim != 1 || c->ne[0] != B)
+        return fail(ctx, "surv_nll: labels and censorship must be (%lld)",
+                    (long long)B);
+    if (c->device != MM_CPU || y->device != MM_CPU)
+        return fail(ctx, "surv_nll: no CUDA kernel in this build");
+    int64_t *lab = read_index(ctx, "surv_nll", y, T);
+    if (!lab) return NULL;
+    mm_dtype dt = logits->dtype;
+    double *w = arena_alloc(ctx, (size_t)(2 * B + 1) * sizeof *w);
+    double *w1 = w, *w2 = w + B;
+    mm_tensor *iy = tnew(ctx, MM_I64, 2, (int64_t[]){B, 1});
+    mm_tensor *iy1 = tnew(ctx, MM_I64, 2, (int64_t[]){B, 1});
+    for (int64_t i = 0; i < B; i++) {
+        double ci = load(c->dtype, c->data, offset_of(c, i));
+        w1[i] = -(1 - ci) / (double)B;          /* uncensored, weight 1 */
+        w2[i] = -(1 - alpha) * ci / (double)B;  /* censored, 1 - alpha */
+        ((int64_t *)iy->data)[i] = lab[i];
+        ((int64_t *)iy1->data)[i] = lab[i] + 1;
+    }
+    w[2 * B] = 1;
+    mm_tensor *one = const_col(ctx, dt, 0, w + 2 * B);
+    mm_tensor *h = mm_tensor_sigmoid(ctx, logits);
+    mm_tensor *s = mm_tensor_cumprod(ctx,
+                                     mm_tensor_add(ctx, one,
+                                                   mm_tensor_neg(ctx, h)),
+                                     1);
+    mm_tensor *ones = tnew(ctx, dt, 2, (int64_t[]){B, 1});
+    mm_tensor_fill(ones, 1);
+    mm_tensor *sp = mm_tensor_concat(ctx, 2, (mm_tensor *[]){ones, s}, 1);
+    mm_tensor *ls = mm_tensor_log(ctx, mm_tensor_clamp(
+        ctx, mm_tensor_gather(ctx, sp, 1, iy), eps, INFINITY));
+    mm_tensor *lh = mm_tensor_log(ctx, mm_tensor_clamp(
+        ctx, mm_tensor_gather(ctx, h, 1, iy), eps, INFINITY));
+    mm_tensor *ls1 = mm_tensor_log(ctx, mm_tensor_clamp(
+        ctx, mm_tensor_gather(ctx, sp, 1, iy1), eps, INFINITY));
+    mm_tensor *unc = mm_tensor_mul(ctx, mm_tensor_add(ctx, ls, lh),
+                                   const_col(ctx, dt, B, w1));
+    mm_tensor *cen = mm_tensor_mul(ctx, ls1, const_col(ctx, dt, B, w2));
+    return mm_tensor_sum_all(ctx, mm_tensor_add(ctx, unc, cen));
+}
+
+typedef struct {
+    double t;
+    int64_t i;
+} timed;
+
+static int by_time_desc(const void *p, const void *q)
+{
+    const timed *a = p, *b = q;
+    if (a->t != b->t) return a->t > b->t ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
+/* Saved: N (the divisor) in fp, the shift m in fq, and per sample
+ * A_k = sum over events i with t_i <= t_k of 1 / R_i, where
+ * R_i = sum_{t_j >= t_i} exp(theta_j - m). dL/dtheta_k =
+ * (exp(theta_k - m) A_k - event_k) / N. */
+mm_tensor *mm_tensor_cox_nll(mm_ctx *ctx, mm_tensor *theta, mm_tensor *time,
+                             mm_tensor *event, mm_cox_norm norm)
+{
+    if (!theta || !time || !event) return NULL;
+    if (check_inputs(ctx, "cox_nll", theta, NULL)) return NULL;
+    int64_t B = mm_tensor_numel(theta);
+    if (!((theta->ndim == 1) || (theta->ndim == 2 && theta->ne[1] == 1)))
+        return fail(ctx, "cox_nll: risks must be (B) or (B, 1), got %d-D",
+                    theta->ndim);
+    if (mm_tensor_numel(time) != B || mm_tensor_numel(event) != B)
+        return fail(ctx, "cox_nll: times and events must have %lld values",
+                    (long long)B);
+    if (time->device != MM_CPU || event->device != MM_CPU)
+        return fail(ctx, "cox_nll: no CUDA kernel in this build");
+    theta = mm_tensor_contiguous(ctx, theta);
+    if (!theta) return NULL;
+    timed *ord = arena_alloc(ctx, (size_t)B * sizeof *ord);
+    double *ev = arena_alloc(ctx, (size_t)B * sizeof *ev);
+    double *th = arena_alloc(ctx, (size_t)B * sizeof *th);
+    double *acc = arena_alloc(ctx, (size_t)B * sizeof *acc);
+    double m = -INFINITY, nev = 0, loss = 0;
+    for (int64_t i = 0; i < B; i++) {
+        ord[i].t = load(time->dtype, time->data, offset_of(time, i));
+        ord[i].i = i;
+        if (isnan(ord[i].t))
+            return fail(ctx, "cox_nll: time %lld is NaN", (long long)i);
+        ev[i] = load(event->dtype, event->data, offset_of(event, i)) != 0;
+        th[i] = load(theta->dtype, theta->data, i);
+        nev += ev[i];
+        if (th[i] > m) m = th[i];
+    }
+    qsort(ord, (size_t)B, sizeof *ord, by_time_desc);
+    /* descending time: the risk set of a tie group is everything up to
+     * the group's end (inclusive, Breslow) */
+    double rs = 0;
+    for (int64_t s = 0, e; s < B; s = e) {
+        for (e = s; e < B && ord[e].t == ord[s].t; e++)
+            rs += exp(th[ord[e].i] - m);
+        double lr = m + log(rs);
+        for (int64_t q = s; q < e; q++) {
+            int64_t i = ord[q].i;
+            if (ev[i]) loss -= th[i] - lr;
+            acc[q] = ev[i] / rs; /* summed below */
+        }
+    }
+    /* A_k: events with t_i <= t_k, i.e. from the end of k's tie group */
+    double run = 0;
+    for (int64_t e = B, s; e > 0; e = s) {
+        for (s = e - 1; s > 0 && ord[s - 1].t == ord[e - 1].t; s--) {}
+        for (int64_t q = s; q < e; q++) run += acc[q];
+        for (int64_t q = s; q < e; q++) acc[q] = run;
+    }
+    double *A = arena_alloc(ctx, (size_t)B * sizeof *A);
+    for (int64_t q = 0; q < B; q++) A[ord[q].i] = acc[q];
+    double N = norm == MM_COX_MEAN_ALL ? (double)B
+               : norm == MM_COX_EVENTS_PLUS1 ? nev + 1 : nev;
+    if (N == 0) N = 1; /* no events: the loss and its gradient are 0 */
+    mm_tensor *out = tnew(ctx, theta->dtype, 0, NULL);
+    store(out->dtype, out->data, 0, loss / N);
+    double *sv = arena_alloc(ctx, (size_t)B * 2 * sizeof *sv);
+    memcpy(sv, A, (size_t)B * sizeof *sv);
+    memcpy(sv + B, ev, (size_t)B * sizeof *sv);
+    out->aux = sv;
+    out->fp = N;
+    out->fq = m;
+    return record(ctx, out, OP_COX, theta, NULL, NULL);
+}
+
+static void backward_cox(mm_tensor *t)
+{
+    mm_tensor *a = t->src[0];
+    int64_t B = mm_tensor_numel(a);
+    const double *A = t->aux, *ev = A + B;
+    double g = load(t->dtype, t->grad->data, 0) / t->fp, m = t->fq;
+    mm_tensor *ga = grad_of(t->ctx, a);
+    for (int64_t i = 0; i < B; i++) {
+        double th = load(a->dtype, a->data, i);
+        double d = g * (exp(th - m) * A[i] - ev[i]);
+        store(ga->dtype, ga->data, i, load(ga->dtype, ga->data, i) + d);
+    }
+}
+
 // ---- backward ------------------------------------------------------------------------
 
 int mm_tensor_backward(mm_ctx *ctx, mm_tensor *loss)
@@ -1388,8 +2351,23 @@ int mm_tensor_backward(mm_ctx *ctx, mm_tensor *loss)
             backward_binary(t);
             break;
         case OP_SCALE: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_TANH:
-        case OP_SIGMOID: case OP_RELU: case OP_GELU:
+        case OP_SIGMOID: case OP_RELU: case OP_GELU: case OP_ABS:
+        case OP_CLAMP: case OP_RSQRT: case OP_SQUARE: case OP_ELU:
+        case OP_SILU: case OP_SOFTPLUS:
             if (t->src[0]->requires_grad) backward_unary(t);
+            break;
+        case OP_MAX: case OP_CUMSUM: case OP_CUMPROD:
+            if (t->src[0]->requires_grad) backward_scan(t);
+            break;
+        case OP_CONCAT: backward_concat(t); break;
+        case OP_INDEX_SELECT: case OP_GATHER: case OP_REPEAT: case OP_PAD:
+        case OP_DROPOUT:
+            if (t->src[0]->requires_grad) backward_index(t);
+            break;
+        case OP_CONV1D_DW: backward_conv1d(t); break;
+        case OP_CONV2D_DW: backward_conv2d(t); break;
+        case OP_COX:
+            if (t->src[0]->requires_grad) backward_cox(t);
             break;
         case OP_SUM: case OP_MEAN:
             if (t->src[0]->requires_grad) backward_reduce(t);

@@ -2,7 +2,7 @@
  * storage) up to 4-D, an arena per context, reverse-mode autograd on a tape,
  * parameter blocks and Adam/AdamW. CPU backend only (OpenBLAS + OpenMP).
  *
- * What is here (first slice of issue 4):
+ * What is here (issue 4):
  *   - mm_ctx arena (reset between steps; repeated shapes allocate nothing),
  *     mm_tensor (opaque) with views: reshape, transpose, slice, contiguous
  *   - ops, forward + backward, f32 and f64: matmul (batched, transposes),
@@ -10,13 +10,20 @@
  *     sigmoid, relu, gelu (erf), sum/mean over an axis, softmax and
  *     log_softmax (last axis), layernorm (last axis), linear, cross-entropy
  *     (integer labels, label smoothing); cast (no grad)
+ *   - elementwise neg, abs, clamp, rsqrt, square, elu, silu, softplus; max
+ *     over an axis; cumsum and cumprod over an axis
+ *   - concat, index_select, gather, repeat, zero pad along a dimension
+ *   - dropout and alpha dropout with a counter-based RNG (splitmix64)
+ *   - depthwise conv1d (Nystrom residual) and conv2d (TransMIL PPEG)
+ *   - discrete-time survival NLL (PORPOISE) and Cox partial likelihood
  *   - mm_params: parameters, gradients and Adam state in one block, named
  *   - Adam (L2, torch.optim.Adam) and AdamW (decoupled) steps
  * What is not here yet: the CUDA backend (ops fail with an error for
- *   tensors on MM_CUDA), conv/pooling, Nystrom pinv helpers, concat/gather/
- *   index ops, max/cumsum/cumprod, dropout and RNG, survival and other
- *   losses, RAdam/Lookahead, LR schedules, grad clipping, initialisers,
- *   safetensors I/O (lib/safetensors.c), PyTorch parity fixtures, benchmark.
+ *   tensors on MM_CUDA), dense conv/pooling, Nystrom pinv helpers, L2
+ *   normalize, RMSNorm, other losses (BCE, InfoNCE, triplet, KL, MSE/L1),
+ *   argsort/argmax and sampling, PyTorch parity fixtures, benchmark.
+ *   Named-tensor files are lib/safetensors.c (mm/safetensors.h); optimizer
+ *   extras, schedules and initialisers live in lib/optim.c (mm/optim.h).
  *
  * Conventions. Shapes are numpy order: shape[ndim-1] is the innermost,
  * fastest-varying dimension; strides are in elements. A 0-D tensor is a
@@ -179,6 +186,100 @@ mm_tensor *mm_tensor_linear(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
  * @return a 0-D scalar, or NULL (a label out of range is an error). */
 mm_tensor *mm_tensor_cross_entropy(mm_ctx *ctx, mm_tensor *logits,
                                    mm_tensor *labels, double smoothing);
+
+/* Elementwise, torch's definitions. clamp: gradient 1 where lo <= x <= hi,
+ * else 0 (either bound may be infinite; lo > hi is an error). elu:
+ * x > 0 ? x : alpha (exp(x) - 1). silu: x sigmoid(x). softplus: torch's
+ * beta 1, threshold 20 (x above 20 passes through). abs: gradient 0 at 0. */
+mm_tensor *mm_tensor_neg(mm_ctx *ctx, mm_tensor *a);
+mm_tensor *mm_tensor_abs(mm_ctx *ctx, mm_tensor *a);
+mm_tensor *mm_tensor_clamp(mm_ctx *ctx, mm_tensor *a, double lo, double hi);
+mm_tensor *mm_tensor_rsqrt(mm_ctx *ctx, mm_tensor *a);
+mm_tensor *mm_tensor_square(mm_ctx *ctx, mm_tensor *a); /* pow2 */
+mm_tensor *mm_tensor_elu(mm_ctx *ctx, mm_tensor *a, double alpha);
+mm_tensor *mm_tensor_silu(mm_ctx *ctx, mm_tensor *a);
+mm_tensor *mm_tensor_softplus(mm_ctx *ctx, mm_tensor *a);
+/* Max over AXIS, KEEPDIM as mm_tensor_sum; the gradient goes to the first
+ * index holding the maximum. */
+mm_tensor *mm_tensor_max(mm_ctx *ctx, mm_tensor *a, int axis, int keepdim);
+/* Inclusive running sum / product along AXIS; same shape. cumprod's
+ * backward never divides by x, so zeros in x are fine. */
+mm_tensor *mm_tensor_cumsum(mm_ctx *ctx, mm_tensor *a, int axis);
+mm_tensor *mm_tensor_cumprod(mm_ctx *ctx, mm_tensor *a, int axis);
+
+/* The N tensors TS joined along DIM: one dtype and rank, equal sizes in
+ * every other dimension. */
+mm_tensor *mm_tensor_concat(mm_ctx *ctx, int n, mm_tensor *const *ts,
+                            int dim);
+/* Rows of A along DIM picked by INDEX (1-D, i32 or i64, repeats allowed):
+ * the output has INDEX's length in DIM. Backward scatter-adds. An index
+ * outside [0, size) is an error. */
+mm_tensor *mm_tensor_index_select(mm_ctx *ctx, mm_tensor *a, int dim,
+                                  mm_tensor *index);
+/* torch.gather: INDEX (i32/i64) has A's rank, sizes <= A's in every dim
+ * but DIM; out[..i..] = A[..index[..i..] in DIM..], shape of INDEX. */
+mm_tensor *mm_tensor_gather(mm_ctx *ctx, mm_tensor *a, int dim,
+                            mm_tensor *index);
+/* torch's .repeat: NREP counts (>= A's rank, <= 4; A is padded with
+ * leading 1s); dimension i of the output is size_i * reps[i]. */
+mm_tensor *mm_tensor_repeat(mm_ctx *ctx, mm_tensor *a, int nrep,
+                            const int64_t *reps);
+/* FRONT zeros before and BACK zeros after A along DIM (Nystrom's front
+ * pad of x (B, n, D) to a multiple of m: mm_tensor_pad(ctx, x, 1,
+ * (m - n % m) % m, 0)); always a new tensor. */
+mm_tensor *mm_tensor_pad(mm_ctx *ctx, mm_tensor *a, int dim, int64_t front,
+                         int64_t back);
+
+/* The counter-based RNG behind dropout: output I (from 0) of splitmix64
+ * started at SEED, as a double in [0, 1) (top 53 bits). A mask element
+ * depends only on (SEED, its logical index), never on the thread count;
+ * give each dropout site and step its own seed. */
+double mm_rand_u01(uint64_t seed, uint64_t i);
+/* Training-mode dropout as torch: element i is kept when
+ * mm_rand_u01(SEED, i) >= P and scaled by 1 / (1 - P); P = 1 gives zeros.
+ * alpha_dropout as torch's AlphaDropout (SNN): kept x -> a x + A a P,
+ * dropped -> A a (P - 1), A = 1.7580993408473766,
+ * a = 1 / sqrt((A^2 P + 1)(1 - P)). With P = 0 or TRAIN = 0 both return
+ * X itself (eval). No-grad mode does not switch training off: pass TRAIN. */
+mm_tensor *mm_tensor_dropout(mm_ctx *ctx, mm_tensor *x, double p,
+                             uint64_t seed, int train);
+mm_tensor *mm_tensor_alpha_dropout(mm_ctx *ctx, mm_tensor *x, double p,
+                                   uint64_t seed, int train);
+
+/* Depthwise 1-D convolution along L, no bias, zero padding K/2 each side
+ * (K odd, so the length is kept): X (B, C, L) or (B, C, L, D), W (C, K);
+ * y[b,c,i,d] = sum_k W[c,k] X[b,c,i+k-K/2,d]. The 4-D form is Nystrom's
+ * residual Conv2d(h, h, (K, 1), groups=h) on v (B, h, n, dh) as is. */
+mm_tensor *mm_tensor_conv1d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w);
+/* Depthwise 2-D convolution, stride 1, zero padding k/2 (k odd): X
+ * (B, C, H, W), W (C, k, k), B (C) or NULL: torch's Conv2d(C, C, k, 1,
+ * k // 2, groups=C) (TransMIL PPEG). */
+mm_tensor *mm_tensor_conv2d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
+                               mm_tensor *b);
+
+/* Discrete-time survival NLL (PORPOISE nll_loss, METHODS.md B9): LOGITS
+ * (B, T) -> h = sigmoid, S = cumprod(1 - h), S_pad = [1, S]; Y (B) bin
+ * labels i32/i64 in [0, T); C (B) censorship, 1 = censored (PORPOISE's
+ * convention; MIRROR passes 1 - its flag), any dtype. Per sample
+ * unc = -(1 - c)(log max(S_pad[y], eps) + log max(h[y], eps)),
+ * cen = -c log max(S_pad[y + 1], eps); loss = mean over the batch of
+ * (1 - ALPHA)(unc + cen) + ALPHA unc. PORPOISE: alpha 0, eps 1e-7.
+ * @return a 0-D scalar (built from recorded ops), or NULL. */
+mm_tensor *mm_tensor_surv_nll(mm_ctx *ctx, mm_tensor *logits, mm_tensor *y,
+                              mm_tensor *c, double alpha, double eps);
+
+/* Divisor of the Cox loss: number of events (POMP Eq. 15), batch size
+ * (Pathomic Fusion / PORPOISE CoxSurvLoss), events + 1 (MMAE-HIMO). */
+typedef enum {
+    MM_COX_MEAN_EVENTS, MM_COX_MEAN_ALL, MM_COX_EVENTS_PLUS1
+} mm_cox_norm;
+/* Cox negative partial log-likelihood, Breslow ties, inclusive risk set:
+ * -(1/N) sum over events i of (theta_i - log sum_{t_j >= t_i} e^theta_j).
+ * THETA (B) or (B, 1) real; TIME and EVENT (B values, any dtype; EVENT
+ * non-zero = observed). With no events the loss is 0 (gradient 0).
+ * @return a 0-D scalar, or NULL. */
+mm_tensor *mm_tensor_cox_nll(mm_ctx *ctx, mm_tensor *theta, mm_tensor *time,
+                             mm_tensor *event, mm_cox_norm norm);
 
 /* Seed LOSS's gradient with 1 (it has one element) and run the tape in
  * reverse, accumulating (+=) into every gradient it reaches, parameters'

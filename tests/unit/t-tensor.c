@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "../tap.h"
 #include "mm/tensor.h"
 
@@ -63,7 +67,8 @@ static double eval_loss(mm_ctx *ctx, mm_tensor **in, buildfn f,
     if (!out) return NAN;
     int64_t sh[4];
     for (int i = 0; i < mm_tensor_ndim(out); i++) sh[i] = mm_tensor_dim(out, i);
-    mm_tensor *r = from(ctx, MM_F64, mm_tensor_ndim(out), sh, rweights);
+    mm_tensor *r = from(ctx, mm_tensor_dtype(out), mm_tensor_ndim(out), sh,
+                        rweights);
     mm_tensor *loss = mm_tensor_sum_all(ctx, mm_tensor_mul(ctx, out, r));
     if (lossp) *lossp = loss;
     return loss ? mm_tensor_get1(loss, 0) : NAN;
@@ -98,6 +103,7 @@ static void gradcheck(const char *name, int nin, const shape *shp, int flags,
             else if (flags & GC_AWAY0)
                 x[i] = (u < 0.5 ? -1 : 1) * (0.1 + 1.8 * fabs(u - 0.5));
             else x[i] = 4 * u - 2;
+            x[i] = (float)x[i]; /* the f32 run below sees the same inputs */
         }
     }
     mm_ctx *ctx = mm_ctx_new();
@@ -131,6 +137,39 @@ static void gradcheck(const char *name, int nin, const shape *shp, int flags,
     }
     ok(maxerr < 1e-6 && maxg > 0, "grad %s: max rel err %.2e (max |g| %.2f)",
        name, maxerr, maxg);
+    mm_ctx_no_grad(ctx, 0);
+
+    /* the f32 kernels: the same inputs, backward against the f64 one */
+    mm_params *p32 = mm_params_new(MM_F32);
+    mm_tensor *in32[MAXIN];
+    for (int k = 0; k < nin; k++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "in%d", k);
+        in32[k] = mm_params_add(p32, nm, shp[k].nd, shp[k].sh);
+    }
+    double err32 = INFINITY;
+    if (mm_params_alloc(p32) == 0) {
+        for (int k = 0; k < nin; k++) {
+            int64_t n = mm_tensor_numel(in[k]);
+            mm_tensor_set_f64(in32[k], mm_tensor_data(in[k]), n);
+        }
+        eval_loss(ctx, in32, f, ud, &loss);
+        if (loss && mm_tensor_backward(ctx, loss) == 0) {
+            err32 = 0;
+            for (int k = 0; k < nin; k++) {
+                const double *g = mm_tensor_data(mm_tensor_grad(in[k]));
+                mm_tensor *g32 = mm_tensor_grad(in32[k]);
+                for (int64_t i = 0; i < mm_tensor_numel(in[k]); i++) {
+                    double e = fabs(mm_tensor_get1(g32, i) - g[i]) /
+                               fmax(1, fabs(g[i]));
+                    if (!(e <= err32)) err32 = e;
+                }
+            }
+        }
+    }
+    ok(err32 < 1e-4, "grad %s: f32 backward vs f64: max rel diff %.2e", name,
+       err32);
+    mm_params_free(p32);
     mm_ctx_free(ctx);
     mm_params_free(p);
 }
@@ -228,6 +267,112 @@ static mm_tensor *b_views(mm_ctx *c, mm_tensor **in, const void *ud)
     }
 }
 
+static mm_tensor *b_unary2(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    switch (*(const int *)ud) {
+    case 0: return mm_tensor_neg(c, in[0]);
+    case 1: return mm_tensor_abs(c, in[0]);
+    case 2: return mm_tensor_clamp(c, in[0], -0.5, 0.7);
+    case 3: return mm_tensor_rsqrt(c, in[0]);
+    case 4: return mm_tensor_square(c, in[0]);
+    case 5: return mm_tensor_elu(c, in[0], 1.3);
+    case 6: return mm_tensor_silu(c, in[0]);
+    case 7: return mm_tensor_softplus(c, in[0]);
+    default: /* softplus above its threshold: scale into (8, 32) */
+        return mm_tensor_softplus(c, mm_tensor_scale(c, in[0], 16));
+    }
+}
+static const char *const unary2_names[] = {
+    "neg", "abs", "clamp", "rsqrt", "square", "elu", "silu", "softplus",
+    "softplus past threshold"
+};
+static mm_tensor *b_scan(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    const int *a = ud; /* kind (0 max, 1 cumsum, 2 cumprod), axis, keep */
+    return a[0] == 0 ? mm_tensor_max(c, in[0], a[1], a[2])
+           : a[0] == 1 ? mm_tensor_cumsum(c, in[0], a[1])
+                       : mm_tensor_cumprod(c, in[0], a[1]);
+}
+static mm_tensor *idx(mm_ctx *c, mm_dtype dt, int nd, const int64_t *sh,
+                      const double *v)
+{
+    return from(c, dt, nd, sh, v);
+}
+static mm_tensor *b_shape(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    switch (*(const int *)ud) {
+    case 0: /* concat of three along the middle dim */
+        return mm_tensor_concat(c, 3, in, 1);
+    case 1: /* concat along the last dim of a transposed view and more */
+        return mm_tensor_concat(
+            c, 2, (mm_tensor *[]){mm_tensor_transpose(c, in[0], 0, 1), in[1]},
+            -1);
+    case 2: { /* index_select with repeats along dim 1 */
+        mm_tensor *ix = idx(c, MM_I64, 1, (int64_t[]){5},
+                            (double[]){3, 0, 3, 1, 3});
+        return mm_tensor_index_select(c, in[0], 1, ix);
+    }
+    case 3: { /* index_select along dim 0, i32 */
+        mm_tensor *ix = idx(c, MM_I32, 1, (int64_t[]){3},
+                            (double[]){1, 1, 0});
+        return mm_tensor_index_select(c, in[0], 0, ix);
+    }
+    case 4: { /* gather dim 1: index (3, 5) into (4, 4) */
+        mm_tensor *ix = idx(c, MM_I64, 2, (int64_t[]){3, 5},
+                            (double[]){0, 3, 3, 1, 2, 2, 2, 0, 1, 3,
+                                       1, 1, 1, 0, 3});
+        return mm_tensor_gather(c, in[0], 1, ix);
+    }
+    case 5: { /* gather dim 0: index (3, 2) into (2, 4) */
+        mm_tensor *ix = idx(c, MM_I32, 2, (int64_t[]){3, 2},
+                            (double[]){1, 0, 1, 1, 0, 1});
+        return mm_tensor_gather(c, in[0], 0, ix);
+    }
+    case 6: /* repeat (2, 3) by (2, 1, 2) */
+        return mm_tensor_repeat(c, in[0], 3, (int64_t[]){2, 1, 2});
+    case 7: /* repeat (2, 3, 2) by (1, 3, 1) */
+        return mm_tensor_repeat(c, in[0], 3, (int64_t[]){1, 3, 1});
+    case 8: /* pad dim 1, 2 in front, 1 behind */
+        return mm_tensor_pad(c, in[0], 1, 2, 1);
+    case 9: /* front pad on the last dim, then softmax sees the zeros */
+        return mm_tensor_softmax(c, mm_tensor_pad(c, in[0], -1, 3, 0));
+    case 10: return mm_tensor_dropout(c, in[0], 0.3, 7, 1);
+    default: return mm_tensor_alpha_dropout(c, in[0], 0.2, 11, 1);
+    }
+}
+static const char *const shape_names[] = {
+    "concat 3 inputs dim 1", "concat transposed view dim -1",
+    "index_select dim 1 (repeats)", "index_select dim 0 i32", "gather dim 1",
+    "gather dim 0 i32", "repeat (2,1,2) new dim", "repeat (1,3,1)",
+    "pad dim 1 front 2 back 1", "pad front + softmax", "dropout p 0.3",
+    "alpha_dropout p 0.2"
+};
+static mm_tensor *b_conv(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    switch (*(const int *)ud) {
+    case 0: case 1: return mm_tensor_conv1d_dw(c, in[0], in[1]);
+    case 2: return mm_tensor_conv2d_dw(c, in[0], in[1], in[2]);
+    default: return mm_tensor_conv2d_dw(c, in[0], in[1], NULL);
+    }
+}
+static mm_tensor *b_surv(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    double alpha = *(const double *)ud;
+    mm_tensor *y = idx(c, MM_I64, 1, (int64_t[]){5},
+                       (double[]){0, 3, 1, 2, 3});
+    mm_tensor *cz = idx(c, MM_F64, 1, (int64_t[]){5},
+                        (double[]){0, 1, 1, 0, 0});
+    return mm_tensor_surv_nll(c, in[0], y, cz, alpha, 1e-7);
+}
+static const double cox_t[6] = {5, 3, 3, 8, 1, 3}, cox_e[6] = {1, 0, 1, 1,
+                                                               0, 1};
+static mm_tensor *b_cox(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    mm_tensor *t = idx(c, MM_F32, 1, (int64_t[]){6}, cox_t);
+    mm_tensor *e = idx(c, MM_I32, 1, (int64_t[]){6}, cox_e);
+    return mm_tensor_cox_nll(c, in[0], t, e, *(const mm_cox_norm *)ud);
+}
+
 #define S1(a) {1, {a}}
 #define S2(a, b) {2, {a, b}}
 #define S3(a, b, c) {3, {a, b, c}}
@@ -314,6 +459,61 @@ static void test_gradients(void)
     gradcheck("reshape view", 1, (shape[]){S3(2, 2, 3)}, 0, b_views, &v2);
     gradcheck("transpose+slice+matmul", 1, (shape[]){S2(3, 4)}, 0, b_views,
               &v3);
+
+    for (int u = 0; u < 9; u++) {
+        int flags = u == 3 ? GC_POS : u == 1 || u == 8 ? GC_AWAY0 : 0;
+        if (u == 8) flags = GC_POS;
+        gradcheck(unary2_names[u], 1, (shape[]){S3(2, 3, 5)}, flags,
+                  b_unary2, &u);
+    }
+    for (int kind = 0; kind < 3; kind++)
+        for (int ax = -1; ax < 3; ax++)
+            for (int keep = 0; keep < (kind ? 1 : 2); keep++) {
+                int a[3] = {kind, ax, keep};
+                char nm[64];
+                snprintf(nm, sizeof nm, "%s axis %d%s",
+                         kind == 0 ? "max" : kind == 1 ? "cumsum" : "cumprod",
+                         ax, kind ? "" : keep ? " keepdim 1" : " keepdim 0");
+                gradcheck(nm, 1, (shape[]){S3(2, 3, 4)}, 0, b_scan, a);
+            }
+    static const shape shs[][3] = {
+        {S3(2, 1, 3), S3(2, 4, 3), S3(2, 2, 3)},
+        {S2(3, 2), S2(2, 4)},
+        {S3(2, 4, 3)},
+        {S2(2, 5)},
+        {S2(4, 4)},
+        {S2(2, 4)},
+        {S2(2, 3)},
+        {S3(2, 3, 2)},
+        {S3(2, 3, 2)},
+        {S2(3, 4)},
+        {S3(4, 5, 6)},
+        {S3(4, 5, 6)},
+    };
+    static const int shn[] = {3, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    for (int k = 0; k < 12; k++)
+        gradcheck(shape_names[k], shn[k], shs[k], 0, b_shape, &k);
+    int cv[4] = {0, 1, 2, 3};
+    gradcheck("conv1d_dw (B, C, L) K 5", 2, (shape[]){S3(2, 3, 9), S2(3, 5)},
+              0, b_conv, &cv[0]);
+    gradcheck("conv1d_dw (B, C, L, D) K 7 > L", 2,
+              (shape[]){S4(2, 2, 3, 3), S2(2, 7)}, 0, b_conv, &cv[1]);
+    gradcheck("conv2d_dw k 3 + bias", 3,
+              (shape[]){S4(2, 3, 5, 6), S3(3, 3, 3), S1(3)}, 0, b_conv,
+              &cv[2]);
+    gradcheck("conv2d_dw k 5, no bias", 2,
+              (shape[]){S4(1, 2, 4, 6), S3(2, 5, 5)}, 0, b_conv, &cv[3]);
+    double al0 = 0, al4 = 0.4;
+    gradcheck("surv_nll alpha 0", 1, (shape[]){S2(5, 4)}, 0, b_surv, &al0);
+    gradcheck("surv_nll alpha 0.4", 1, (shape[]){S2(5, 4)}, 0, b_surv, &al4);
+    static const mm_cox_norm norms[] = {MM_COX_MEAN_EVENTS, MM_COX_MEAN_ALL,
+                                        MM_COX_EVENTS_PLUS1};
+    for (int k = 0; k < 3; k++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "cox_nll norm %d (ties)", k);
+        gradcheck(nm, 1, (shape[]){k == 1 ? (shape)S2(6, 1) : (shape)S1(6)},
+                  0, b_cox, &norms[k]);
+    }
 }
 
 // ---- forward values ------------------------------------------------------------
@@ -419,6 +619,205 @@ static void test_forward(void)
     mm_tensor *h32 = mm_tensor_cast(c, h, MM_F32);
     ok(maxdiff(h32, (double[]){0.5, -2, 1.0009765625}, 3) == 0,
        "f16 -> f32 cast exact");
+    mm_ctx_free(c);
+}
+
+// ---- forward values of the issue-4 ops --------------------------------------
+
+static void test_forward_more(void)
+{
+    mm_ctx *c = mm_ctx_new();
+    for (int d = 0; d < 2; d++) {
+        mm_dtype dt = d ? MM_F64 : MM_F32;
+        double tol = d ? 1e-12 : 1e-5;
+        const char *dn = mm_dtype_name(dt);
+        mm_ctx_reset(c);
+        mm_tensor *x = from(c, dt, 1, (int64_t[]){4},
+                            (double[]){-1.5, 0, 0.5, 25});
+        double ab[] = {1.5, 0, 0.5, 25}, cl[] = {-1, 0, 0.5, 1};
+        double ng[] = {1.5, 0, -0.5, -25}, sq[] = {2.25, 0, 0.25, 625};
+        double el[] = {2 * expm1(-1.5), 0, 0.5, 25};
+        double si[] = {-1.5 / (1 + exp(1.5)), 0, 0.5 / (1 + exp(-0.5)),
+                       25 / (1 + exp(-25))};
+        double sp[] = {log1p(exp(-1.5)), log(2), log1p(exp(0.5)), 25};
+        ok(maxdiff(mm_tensor_abs(c, x), ab, 4) <= tol, "%s abs", dn);
+        ok(maxdiff(mm_tensor_clamp(c, x, -1, 1), cl, 4) <= tol, "%s clamp",
+           dn);
+        ok(maxdiff(mm_tensor_neg(c, x), ng, 4) <= tol, "%s neg", dn);
+        ok(maxdiff(mm_tensor_square(c, x), sq, 4) <= tol * 625, "%s square",
+           dn);
+        ok(maxdiff(mm_tensor_elu(c, x, 2), el, 4) <= tol, "%s elu", dn);
+        ok(maxdiff(mm_tensor_silu(c, x), si, 4) <= tol * 25, "%s silu", dn);
+        ok(maxdiff(mm_tensor_softplus(c, x), sp, 4) <= tol * 25,
+           "%s softplus (threshold 20)", dn);
+        mm_tensor *px = from(c, dt, 1, (int64_t[]){2}, (double[]){4, 0.25});
+        ok(maxdiff(mm_tensor_rsqrt(c, px), (double[]){0.5, 2}, 2) <= tol,
+           "%s rsqrt", dn);
+
+        /* max with a tie routes the gradient to the first argmax */
+        mm_params *p = mm_params_new(dt);
+        mm_tensor *m = mm_params_add(p, "m", 2, (int64_t[]){2, 3});
+        mm_tensor *z = mm_params_add(p, "z", 1, (int64_t[]){3});
+        if (mm_params_alloc(p)) {
+            ok(0, "%s alloc", dn);
+            mm_params_free(p);
+            continue;
+        }
+        mm_tensor_set_f64(m, (double[]){1, 3, 3, 4, 0, -1}, 6);
+        mm_tensor_set_f64(z, (double[]){2, 0, 3}, 3);
+        mm_tensor *mx = mm_tensor_max(c, m, 1, 0);
+        ok(maxdiff(mx, (double[]){3, 4}, 2) <= tol, "%s max axis 1", dn);
+        mm_tensor *cp = mm_tensor_cumprod(c, z, 0);
+        ok(maxdiff(mm_tensor_cumsum(c, z, 0), (double[]){2, 2, 5}, 3) <= tol,
+           "%s cumsum", dn);
+        ok(maxdiff(cp, (double[]){2, 0, 0}, 3) <= tol, "%s cumprod", dn);
+        mm_tensor *l = mm_tensor_add(c, mm_tensor_sum_all(c, mx),
+                                     mm_tensor_sum_all(c, cp));
+        ok(mm_tensor_backward(c, l) == 0, "%s backward max + cumprod", dn);
+        ok(maxdiff(mm_tensor_grad(m), (double[]){0, 1, 0, 1, 0, 0}, 6) == 0,
+           "%s max: gradient to the first argmax", dn);
+        /* d/dx of x0 + x0 x1 + x0 x1 x2 at (2, 0, 3): (1, 2 + 6, 0) */
+        ok(maxdiff(mm_tensor_grad(z), (double[]){1, 8, 0}, 3) <= tol,
+           "%s cumprod backward with a zero (no division)", dn);
+        mm_params_free(p);
+
+        mm_tensor *a = from(c, dt, 2, (int64_t[]){2, 3},
+                            (double[]){1, 2, 3, 4, 5, 6});
+        mm_tensor *b = from(c, dt, 2, (int64_t[]){2, 1}, (double[]){7, 8});
+        ok(maxdiff(mm_tensor_concat(c, 2, (mm_tensor *[]){a, b}, 1),
+                   (double[]){1, 2, 3, 7, 4, 5, 6, 8}, 8) == 0,
+           "%s concat dim 1", dn);
+        mm_tensor *ix = from(c, MM_I64, 1, (int64_t[]){3},
+                             (double[]){2, 0, 2});
+        ok(maxdiff(mm_tensor_index_select(c, a, 1, ix),
+                   (double[]){3, 1, 3, 6, 4, 6}, 6) == 0,
+           "%s index_select", dn);
+        mm_tensor *gi = from(c, MM_I32, 2, (int64_t[]){2, 2},
+                             (double[]){2, 2, 1, 0});
+        ok(maxdiff(mm_tensor_gather(c, a, 1, gi), (double[]){3, 3, 5, 4}, 4)
+               == 0,
+           "%s gather (torch semantics)", dn);
+        mm_tensor *rp = mm_tensor_repeat(c, b, 3, (int64_t[]){2, 1, 2});
+        ok(rp && mm_tensor_ndim(rp) == 3 && mm_tensor_dim(rp, 2) == 2 &&
+               maxdiff(rp, (double[]){7, 7, 8, 8, 7, 7, 8, 8}, 8) == 0,
+           "%s repeat", dn);
+        ok(maxdiff(mm_tensor_pad(c, b, 0, 2, 1), (double[]){0, 0, 7, 8, 0},
+                   5) == 0,
+           "%s pad front 2 back 1", dn);
+
+        /* conv1d: w (1, 0, -1) gives x[i-1] - x[i+1] with zero padding */
+        mm_tensor *s = from(c, dt, 3, (int64_t[]){1, 1, 5},
+                            (double[]){1, 2, 3, 4, 5});
+        mm_tensor *k1 = from(c, dt, 2, (int64_t[]){1, 3},
+                             (double[]){1, 0, -1});
+        ok(maxdiff(mm_tensor_conv1d_dw(c, s, k1),
+                   (double[]){-2, -2, -2, -2, 4}, 5) <= tol,
+           "%s conv1d_dw", dn);
+        /* conv2d of ones by ones (3x3) + 0.5: neighbour counts + 0.5 */
+        mm_tensor *o = mm_tensor_new(c, dt, 4, (int64_t[]){1, 1, 3, 3});
+        mm_tensor *k2 = mm_tensor_new(c, dt, 3, (int64_t[]){1, 3, 3});
+        mm_tensor *bs = from(c, dt, 1, (int64_t[]){1}, (double[]){0.5});
+        mm_tensor_fill(o, 1);
+        mm_tensor_fill(k2, 1);
+        ok(maxdiff(mm_tensor_conv2d_dw(c, o, k2, bs),
+                   (double[]){4.5, 6.5, 4.5, 6.5, 9.5, 6.5, 4.5, 6.5, 4.5},
+                   9) <= tol,
+           "%s conv2d_dw", dn);
+
+        /* survival: zero logits, h = 1/2, S = (1/2, 1/4, ...). Sample 0
+         * uncensored in bin 1: -(log S_pad[1] + log h) = 2 log 2; sample 1
+         * censored in bin 1: -log S_pad[2] = 2 log 2, weight 1 - alpha */
+        mm_tensor *lg = mm_tensor_new2(c, dt, 2, 4);
+        mm_tensor *y = from(c, MM_I64, 1, (int64_t[]){2}, (double[]){1, 1});
+        mm_tensor *cz = from(c, MM_U8, 1, (int64_t[]){2}, (double[]){0, 1});
+        double sv = 1.6 * log(2);
+        ok(maxdiff(mm_tensor_surv_nll(c, lg, y, cz, 0.4, 1e-7), &sv, 1) <=
+               tol,
+           "%s surv_nll alpha 0.4", dn);
+        /* Cox: theta (0, log 2, 0), t (1, 2, 2), events (1, 1, 0):
+         * -((0 - log 4) + (log 2 - log 3)) / 2 = log 6 / 2 */
+        mm_tensor *th = from(c, dt, 1, (int64_t[]){3},
+                             (double[]){0, log(2), 0});
+        mm_tensor *tt = from(c, dt, 1, (int64_t[]){3}, (double[]){1, 2, 2});
+        mm_tensor *ee = from(c, MM_I32, 1, (int64_t[]){3},
+                             (double[]){1, 1, 0});
+        double cx = log(6) / 2, cx3 = log(6) / 3;
+        ok(maxdiff(mm_tensor_cox_nll(c, th, tt, ee, MM_COX_MEAN_EVENTS), &cx,
+                   1) <= tol,
+           "%s cox_nll (ties in the risk set)", dn);
+        ok(maxdiff(mm_tensor_cox_nll(c, th, tt, ee, MM_COX_EVENTS_PLUS1),
+                   &cx3, 1) <= tol,
+           "%s cox_nll events + 1", dn);
+        ok(mm_ctx_error(c) == NULL, "%s issue-4 forward: no errors (%s)", dn,
+           mm_ctx_error(c) ? mm_ctx_error(c) : "");
+    }
+
+    /* dropout: the mask is a function of (seed, index) only */
+    mm_ctx_reset(c);
+    enum { ND = 20000 };
+    mm_tensor *x = mm_tensor_new1(c, MM_F64, ND);
+    mm_tensor_fill(x, 2);
+    mm_tensor *y1 = mm_tensor_dropout(c, x, 0.25, 99, 1);
+    mm_tensor *y2 = mm_tensor_dropout(c, x, 0.25, 99, 1);
+    mm_tensor *y3 = mm_tensor_dropout(c, x, 0.25, 100, 1);
+    int kept = 0, vals = 1, same = 1, differ = 0;
+    for (int i = 0; i < ND; i++) {
+        double v = mm_tensor_get1(y1, i);
+        kept += v != 0;
+        vals &= v == 0 || fabs(v - 2 / 0.75) < 1e-15;
+        vals &= (v != 0) == (mm_rand_u01(99, (uint64_t)i) >= 0.25);
+        same &= v == mm_tensor_get1(y2, i);
+        differ |= (v != 0) != (mm_tensor_get1(y3, i) != 0);
+    }
+    ok(vals && fabs(kept / (double)ND - 0.75) < 0.02,
+       "dropout: kept %.4f, kept values scaled by 1/(1-p)", kept / (double)ND);
+    ok(same && differ, "dropout: same seed same mask, new seed new mask");
+    ok(mm_tensor_dropout(c, x, 0.25, 99, 0) == x &&
+           mm_tensor_dropout(c, x, 0, 99, 1) == x &&
+           mm_tensor_alpha_dropout(c, x, 0.5, 1, 0) == x,
+       "dropout: identity in eval or with p = 0");
+    ok(maxdiff(mm_tensor_dropout(c, mm_tensor_new1(c, MM_F32, 3), 1, 5, 1),
+               (double[]){0, 0, 0}, 3) == 0,
+       "dropout: p = 1 gives zeros");
+    /* alpha dropout of N(0,1)-ish data keeps mean 0 and variance 1 */
+    mm_tensor *n = mm_tensor_new1(c, MM_F64, ND);
+    rng_state = 5;
+    for (int i = 0; i < ND; i++) {
+        double u1 = urand() + 1e-300, u2 = urand();
+        ((double *)mm_tensor_data(n))[i] =
+            sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
+    }
+    mm_tensor *ad = mm_tensor_alpha_dropout(c, n, 0.2, 3, 1);
+    double mu = 0, var = 0;
+    for (int i = 0; i < ND; i++) mu += mm_tensor_get1(ad, i) / ND;
+    for (int i = 0; i < ND; i++)
+        var += pow(mm_tensor_get1(ad, i) - mu, 2) / ND;
+    ok(fabs(mu) < 0.05 && fabs(var - 1) < 0.1,
+       "alpha_dropout: mean %.3f, variance %.3f of N(0,1) input", mu, var);
+
+    /* errors */
+    mm_tensor *a = mm_tensor_new2(c, MM_F32, 2, 3);
+    mm_tensor *bad = from(c, MM_I64, 1, (int64_t[]){2}, (double[]){0, 3});
+    ok(mm_tensor_index_select(c, a, 1, bad) == NULL, "index 3 of 3 fails");
+    like(mm_ctx_error(c), "outside [0, 3)", "message: %s",
+         mm_ctx_error(c));
+    mm_ctx_reset(c);
+    a = mm_tensor_new2(c, MM_F32, 2, 3);
+    ok(mm_tensor_gather(c, a, 0, mm_tensor_new1(c, MM_I64, 2)) == NULL,
+       "gather with an index of another rank fails");
+    mm_ctx_reset(c);
+    a = mm_tensor_new2(c, MM_F32, 2, 3);
+    ok(mm_tensor_clamp(c, a, 1, 0) == NULL, "clamp lo > hi fails");
+    mm_ctx_reset(c);
+    a = mm_tensor_new3(c, MM_F32, 1, 2, 5);
+    ok(mm_tensor_conv1d_dw(c, a, mm_tensor_new2(c, MM_F32, 2, 4)) == NULL,
+       "conv1d_dw with an even kernel fails");
+    mm_ctx_reset(c);
+    a = mm_tensor_new2(c, MM_F32, 2, 3);
+    ok(mm_tensor_concat(c, 2, (mm_tensor *[]){a, mm_tensor_new2(c, MM_F64,
+                                                                 2, 3)},
+                        0) == NULL,
+       "concat of f32 and f64 fails");
     mm_ctx_free(c);
 }
 
@@ -608,12 +1007,74 @@ static void test_adam(void)
     }
 }
 
+/* The issue-4 kernels give the same bits for any thread count: every
+ * output and gradient element is summed in one thread in a fixed order. */
+static void test_thread_independence(void)
+{
+#ifdef _OPENMP
+    double sums[2][4];
+    unsigned char *bits[2] = {NULL, NULL};
+    size_t nbits = 0;
+    for (int run = 0; run < 2; run++) {
+        int old = omp_get_max_threads();
+        omp_set_num_threads(run ? 4 : 1);
+        mm_params *p = mm_params_new(MM_F32);
+        mm_tensor *v = mm_params_add(p, "v", 4, (int64_t[]){1, 4, 301, 16});
+        mm_tensor *w = mm_params_add(p, "w", 2, (int64_t[]){4, 33});
+        mm_tensor *k = mm_params_add(p, "k", 3, (int64_t[]){16, 7, 7});
+        mm_tensor *b = mm_params_add(p, "b", 1, (int64_t[]){16});
+        if (mm_params_alloc(p)) break;
+        rng_state = 77;
+        for (int i = 0; i < mm_params_count(p); i++) {
+            mm_tensor *t = mm_params_get(p, i);
+            for (int64_t j = 0; j < mm_tensor_numel(t); j++)
+                ((float *)mm_tensor_data(t))[j] = (float)(urand() - 0.5);
+        }
+        mm_ctx *c = mm_ctx_new();
+        mm_tensor *y = mm_tensor_conv1d_dw(c, v, w); /* (1, 4, 301, 16) */
+        y = mm_tensor_dropout(c, y, 0.1, 5, 1);
+        mm_tensor *im = mm_tensor_reshape(c, mm_tensor_pad(c, y, 2, 3, 0),
+                                          4, (int64_t[]){1, 16, 32, 38});
+        mm_tensor *z = mm_tensor_conv2d_dw(c, im, k, b);
+        mm_tensor *cp = mm_tensor_cumprod(c, mm_tensor_sigmoid(c, z), 3);
+        mm_tensor *mx = mm_tensor_max(c, cp, 2, 0);
+        mm_tensor *loss = mm_tensor_sum_all(c, mx);
+        if (mm_tensor_backward(c, loss)) break;
+        for (int i = 0; i < 4; i++)
+            sums[run][i] = mm_tensor_get1(mm_tensor_grad(mm_params_get(p, i)),
+                                          3);
+        nbits = (size_t)mm_params_numel(p) * sizeof(float);
+        bits[run] = malloc(nbits);
+        size_t off = 0;
+        for (int i = 0; i < mm_params_count(p); i++) {
+            mm_tensor *g = mm_tensor_grad(mm_params_get(p, i));
+            size_t n = (size_t)mm_tensor_numel(g) * sizeof(float);
+            memcpy(bits[run] + off, mm_tensor_data(g), n);
+            off += n;
+        }
+        mm_ctx_free(c);
+        mm_params_free(p);
+        omp_set_num_threads(old);
+    }
+    ok(bits[0] && bits[1] && memcmp(bits[0], bits[1], nbits) == 0 &&
+           memcmp(sums[0], sums[1], sizeof sums[0]) == 0,
+       "conv1d/dropout/pad/conv2d/cumprod/max gradients: 1 and 4 threads "
+       "give the same bits");
+    free(bits[0]);
+    free(bits[1]);
+#else
+    ok(1, "# SKIP no OpenMP");
+#endif
+}
+
 int main(void)
 {
     test_forward();
+    test_forward_more();
     test_views();
     test_gradients();
     test_arena_and_determinism();
     test_adam();
+    test_thread_independence();
     return done_testing();
 }
