@@ -2159,6 +2159,213 @@ static void backward_conv2d(mm_tensor *t)
     });
 }
 
+// ---- dense conv2d, BatchNorm folding, pooling (inference only) -------------
+
+/* The ops below have no backward. In grad mode an input that requires grad
+ * is an error rather than a silently missing gradient. */
+static int infer_only(mm_ctx *ctx, const char *op, const mm_tensor *a,
+                      const mm_tensor *b, const mm_tensor *c)
+{
+    if (ctx->no_grad) return 0;
+    if ((a && a->requires_grad) || (b && b->requires_grad) ||
+        (c && c->requires_grad)) {
+        fail(ctx, "%s: inference only (no backward): an input requires grad; "
+                  "call it in no-grad mode (mm_ctx_no_grad)", op);
+        return -1;
+    }
+    return 0;
+}
+
+mm_tensor *mm_tensor_conv2d(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
+                            mm_tensor *b, int sh, int sw, int ph, int pw)
+{
+    if (!x || !w) return NULL;
+    if (check_inputs(ctx, "conv2d", x, w) ||
+        (b && check_inputs(ctx, "conv2d", x, b)) ||
+        infer_only(ctx, "conv2d", x, w, b))
+        return NULL;
+    if (x->ndim != 4 || w->ndim != 4 || w->ne[1] != x->ne[1] ||
+        (b && (b->ndim != 1 || b->ne[0] != w->ne[0])))
+        return fail(ctx, "conv2d: expected x (N, C, H, W), w (O, C, kh, kw) "
+                         "and bias (O) or none");
+    if (sh < 1 || sw < 1 || ph < 0 || pw < 0)
+        return fail(ctx, "conv2d: stride must be >= 1 and padding >= 0");
+    int64_t N = x->ne[0], C = x->ne[1], H = x->ne[2], W = x->ne[3];
+    int64_t O = w->ne[0], kh = w->ne[2], kw = w->ne[3];
+    if (H + 2 * ph < kh || W + 2 * pw < kw)
+        return fail(ctx, "conv2d: kernel %lldx%lld larger than the padded "
+                         "input %lldx%lld", (long long)kh, (long long)kw,
+                    (long long)(H + 2 * ph), (long long)(W + 2 * pw));
+    int64_t OH = (H + 2 * ph - kh) / sh + 1, OW = (W + 2 * pw - kw) / sw + 1;
+    int64_t K = C * kh * kw, P = OH * OW;
+    if (K > INT32_MAX || P > INT32_MAX || O > INT32_MAX)
+        return fail(ctx, "conv2d: too large for one BLAS call");
+    x = mm_tensor_contiguous(ctx, x);
+    w = mm_tensor_contiguous(ctx, w);
+    b = b ? mm_tensor_contiguous(ctx, b) : NULL;
+    if (!x || !w) return NULL;
+    mm_tensor *out = tnew(ctx, x->dtype, 4, (int64_t[]){N, O, OH, OW});
+    /* a 1x1, stride 1, unpadded conv reads the image as its own im2col */
+    int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 &&
+                 pw == 0;
+    size_t esz = mm_dtype_size(x->dtype);
+    void *col = direct ? NULL : arena_alloc(ctx, (size_t)(K * P) * esz);
+    FOR_REAL(x->dtype, {
+        const real *xp = x->data, *bp = b ? b->data : NULL;
+        real *yp = out->data, *cp = col;
+        for (int64_t n = 0; n < N; n++) {
+            const real *xs = xp + n * C * H * W;
+            real *ys = yp + n * O * P;
+            if (!direct) {
+                OMP_FOR
+                for (int64_t r = 0; r < K; r++) {
+                    int64_t c = r / (kh * kw), u = r / kw % kh, v = r % kw;
+                    const real *xc = xs + c * H * W;
+                    real *row = cp + r * P;
+                    for (int64_t oh = 0; oh < OH; oh++) {
+                        int64_t ih = oh * sh - ph + u;
+                        real *dst = row + oh * OW;
+                        if (ih < 0 || ih >= H) {
+                            for (int64_t ow = 0; ow < OW; ow++) dst[ow] = 0;
+                            continue;
+                        }
+                        for (int64_t ow = 0; ow < OW; ow++) {
+                            int64_t iw = ow * sw - pw + v;
+                            dst[ow] = iw >= 0 && iw < W ? xc[ih * W + iw] : 0;
+                        }
+                    }
+                }
+            }
+            if (bp)
+                for (int64_t o = 0; o < O; o++)
+                    for (int64_t q = 0; q < P; q++) ys[o * P + q] = bp[o];
+            gemm(x->dtype, 0, 0, (int)O, (int)P, (int)K, w->data, (int)K,
+                 direct ? (const void *)xs : (const void *)cp, (int)P,
+                 bp ? 1.0 : 0.0, ys, (int)P);
+        }
+    });
+    return out;
+}
+
+int mm_tensor_bn_fold(mm_tensor *w, mm_tensor *b, const mm_tensor *mean,
+                      const mm_tensor *var, const mm_tensor *gamma,
+                      const mm_tensor *beta, double eps)
+{
+    if (!w || !b || !mean || !var) {
+        fail(NULL, "bn_fold: missing weight, bias, mean or variance");
+        return -1;
+    }
+    int64_t O = w->ndim ? w->ne[0] : 0;
+    const mm_tensor *vs[4] = {mean, var, gamma, beta};
+    int bad = !is_real(w->dtype) || !is_real(b->dtype) || w->ndim < 1 ||
+              b->ndim != 1 || b->ne[0] != O;
+    for (int i = 0; i < 4; i++)
+        if (vs[i] && (vs[i]->ndim != 1 || vs[i]->ne[0] != O)) bad = 1;
+    if (bad) {
+        fail(NULL, "bn_fold: expected real w (O, ...), b (O) and statistics "
+                   "(O)");
+        return -1;
+    }
+    if (w->device != MM_CPU || b->device != MM_CPU) {
+        fail(NULL, "bn_fold: no CUDA kernel in this build");
+        return -1;
+    }
+    int64_t per = mm_tensor_numel(w) / O;
+    for (int64_t o = 0; o < O; o++) {
+        double g = gamma ? load(gamma->dtype, gamma->data, offset_of(gamma, o))
+                         : 1;
+        double be = beta ? load(beta->dtype, beta->data, offset_of(beta, o))
+                         : 0;
+        double mu = load(mean->dtype, mean->data, offset_of(mean, o));
+        double v = load(var->dtype, var->data, offset_of(var, o));
+        double s = g / sqrt(v + eps);
+        for (int64_t i = o * per; i < (o + 1) * per; i++) {
+            int64_t k = offset_of(w, i);
+            store(w->dtype, w->data, k, load(w->dtype, w->data, k) * s);
+        }
+        int64_t k = offset_of(b, o);
+        store(b->dtype, b->data, k, (load(b->dtype, b->data, k) - mu) * s + be);
+    }
+    return 0;
+}
+
+mm_tensor *mm_tensor_max_pool2d(mm_ctx *ctx, mm_tensor *x, int k, int stride,
+                                int pad)
+{
+    if (!x) return NULL;
+    if (check_inputs(ctx, "max_pool2d", x, NULL) ||
+        infer_only(ctx, "max_pool2d", x, NULL, NULL))
+        return NULL;
+    if (x->ndim != 4)
+        return fail(ctx, "max_pool2d: expected x (N, C, H, W), got %d-D",
+                    x->ndim);
+    if (k < 1 || stride < 1 || pad < 0 || pad > k / 2)
+        return fail(ctx, "max_pool2d: need kernel >= 1, stride >= 1 and "
+                         "0 <= padding <= kernel / 2 (torch's rule)");
+    int64_t H = x->ne[2], W = x->ne[3];
+    if (H + 2 * pad < k || W + 2 * pad < k)
+        return fail(ctx, "max_pool2d: kernel %d larger than the padded input",
+                    k);
+    int64_t OH = (H + 2 * pad - k) / stride + 1;
+    int64_t OW = (W + 2 * pad - k) / stride + 1, NC = x->ne[0] * x->ne[1];
+    x = mm_tensor_contiguous(ctx, x);
+    if (!x) return NULL;
+    mm_tensor *out = tnew(ctx, x->dtype, 4,
+                          (int64_t[]){x->ne[0], x->ne[1], OH, OW});
+    FOR_REAL(x->dtype, {
+        const real *xp = x->data;
+        real *yp = out->data;
+        OMP_FOR
+        for (int64_t nc = 0; nc < NC; nc++) {
+            const real *xs = xp + nc * H * W;
+            real *ys = yp + nc * OH * OW;
+            for (int64_t oh = 0; oh < OH; oh++)
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    real m = -INFINITY;
+                    for (int64_t u = 0; u < k; u++) {
+                        int64_t ih = oh * stride - pad + u;
+                        if (ih < 0 || ih >= H) continue;
+                        for (int64_t v = 0; v < k; v++) {
+                            int64_t iw = ow * stride - pad + v;
+                            if (iw < 0 || iw >= W) continue;
+                            real val = xs[ih * W + iw];
+                            if (val > m || isnan(val)) m = val;
+                        }
+                    }
+                    ys[oh * OW + ow] = m;
+                }
+        }
+    });
+    return out;
+}
+
+mm_tensor *mm_tensor_global_avg_pool2d(mm_ctx *ctx, mm_tensor *x)
+{
+    if (!x) return NULL;
+    if (check_inputs(ctx, "global_avg_pool2d", x, NULL) ||
+        infer_only(ctx, "global_avg_pool2d", x, NULL, NULL))
+        return NULL;
+    if (x->ndim != 4)
+        return fail(ctx, "global_avg_pool2d: expected x (N, C, H, W), got "
+                         "%d-D", x->ndim);
+    x = mm_tensor_contiguous(ctx, x);
+    if (!x) return NULL;
+    int64_t HW = x->ne[2] * x->ne[3], NC = x->ne[0] * x->ne[1];
+    mm_tensor *out = tnew(ctx, x->dtype, 4,
+                          (int64_t[]){x->ne[0], x->ne[1], 1, 1});
+    FOR_REAL(x->dtype, {
+        const real *xp = x->data;
+        real *yp = out->data;
+        OMP_FOR
+        for (int64_t nc = 0; nc < NC; nc++) {
+            real s = 0;
+            for (int64_t i = 0; i < HW; i++) s += xp[nc * HW + i];
+            yp[nc] = s / (real)HW;
+        }
+    });
+    return out;
+}
+
 // ---- survival losses --------------------------------------------------------
 
 /* A tensor of DT and shape (N, 1) (or 0-D when N = 0) holding V. */

@@ -16,12 +16,20 @@
  *   - dropout and alpha dropout with a counter-based RNG (splitmix64)
  *   - depthwise conv1d (Nystrom residual) and conv2d (TransMIL PPEG)
  *   - discrete-time survival NLL (PORPOISE) and Cox partial likelihood
+ *   - inference only (no backward, error in grad mode): dense conv2d
+ *     (im2col + BLAS), BatchNorm folding into a conv, max_pool2d, global
+ *     average pooling (adaptive_avg_pool2d to 1x1): the ResNet-50 trunk
+ *   - PyTorch parity fixtures (tests/gen/loss_refs.py, t-losses.c): every
+ *     loss here (cross-entropy, survival NLL, Cox) with its gradient, and
+ *     the inference ops above
  *   - mm_params: parameters, gradients and Adam state in one block, named
  *   - Adam (L2, torch.optim.Adam) and AdamW (decoupled) steps
  * What is not here yet: the CUDA backend (ops fail with an error for
- *   tensors on MM_CUDA), dense conv/pooling, Nystrom pinv helpers, L2
- *   normalize, RMSNorm, other losses (BCE, InfoNCE, triplet, KL, MSE/L1),
- *   argsort/argmax and sampling, PyTorch parity fixtures, benchmark.
+ *   tensors on MM_CUDA), backward of dense conv and pooling (training a
+ *   CNN), grouped or dilated conv, ceil-mode pooling, BatchNorm in
+ *   training mode, Nystrom pinv helpers, L2 normalize, RMSNorm, other
+ *   losses (BCE, InfoNCE, triplet, KL, MSE/L1), argsort/argmax and
+ *   sampling, benchmark.
  *   Named-tensor files are lib/safetensors.c (mm/safetensors.h); optimizer
  *   extras, schedules and initialisers live in lib/optim.c (mm/optim.h).
  *
@@ -256,6 +264,39 @@ mm_tensor *mm_tensor_conv1d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w);
  * k // 2, groups=C) (TransMIL PPEG). */
 mm_tensor *mm_tensor_conv2d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
                                mm_tensor *b);
+
+/* Inference only (ResNet-50 trunk, METHODS.md B2): no backward. They
+ * record nothing on the tape; in grad mode an input that requires grad
+ * (parameters always do) is an error ("inference only"), so run them
+ * under mm_ctx_no_grad(ctx, 1). A missing gradient never passes silently.
+ *
+ * Dense 2-D convolution as torch's F.conv2d (groups 1, dilation 1, zero
+ * padding): X (N, C, H, W), W (O, C, kh, kw), B (O) or NULL; stride SH, SW
+ * >= 1 and padding PH, PW >= 0 per side; output (N, O, OH, OW),
+ * OH = (H + 2 PH - kh) / SH + 1 (floor). im2col + one sgemm/dgemm per
+ * image (a 1x1, stride 1, unpadded conv skips im2col); the im2col buffer,
+ * C kh kw x OH OW values, comes from the arena. */
+mm_tensor *mm_tensor_conv2d(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
+                            mm_tensor *b, int sh, int sw, int ph, int pw);
+/* Fold an eval-mode BatchNorm that follows a conv into the conv, in place:
+ * s = GAMMA / sqrt(VAR + EPS), W[o, ...] *= s[o], B[o] = (B[o] - MEAN[o])
+ * s[o] + BETA[o]. W (O, ...) and B (O) are real (F32/F64) CPU tensors (zero
+ * B first for a conv without bias); MEAN, VAR, GAMMA, BETA are (O) of any
+ * dtype, GAMMA / BETA NULL for affine=False (1 / 0). Computed in double.
+ * Then conv2d(x, W, B) = batch_norm(conv2d(x, W0, B0)) (torch's
+ * fuse_conv_bn_weights). Not an op: no context, nothing recorded.
+ * @return 0, or -1 with the reason in mm_strerror(). */
+int mm_tensor_bn_fold(mm_tensor *w, mm_tensor *b, const mm_tensor *mean,
+                      const mm_tensor *var, const mm_tensor *gamma,
+                      const mm_tensor *beta, double eps);
+/* torch's F.max_pool2d(x, K, STRIDE, PAD) (dilation 1, floor mode):
+ * X (N, C, H, W); padding counts as -inf, so it never wins; a NaN in a
+ * window wins (torch). 0 <= PAD <= K / 2, as torch requires. */
+mm_tensor *mm_tensor_max_pool2d(mm_ctx *ctx, mm_tensor *x, int k, int stride,
+                                int pad);
+/* torch's F.adaptive_avg_pool2d(x, 1): X (N, C, H, W) -> (N, C, 1, 1), the
+ * mean of each plane (summed in a fixed order in the input's dtype). */
+mm_tensor *mm_tensor_global_avg_pool2d(mm_ctx *ctx, mm_tensor *x);
 
 /* Discrete-time survival NLL (PORPOISE nll_loss, METHODS.md B9): LOGITS
  * (B, T) -> h = sigmoid, S = cumprod(1 - h), S_pad = [1, S]; Y (B) bin
