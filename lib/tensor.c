@@ -1197,67 +1197,94 @@ static void backward_reduce(mm_tensor *t)
 
 // ---- softmax, layernorm ---------------------------------------------------------
 
+/* Softmax over axis AX of a contiguous tensor: the LEN values of a row are
+ * INNER elements apart (INNER = 1 for the last axis, the old loop exactly).
+ * Rows are independent (one thread each); each row's max and sum run over
+ * k in order. ip[0] keeps the axis for the backward. */
 static mm_tensor *softmax_op(mm_ctx *ctx, int op, const char *name,
-                             mm_tensor *a)
+                             mm_tensor *a, int axis)
 {
     if (!a) return NULL;
     if (check_inputs(ctx, name, a, NULL)) return NULL;
-    if (a->ndim < 1) return fail(ctx, "%s: a scalar has no last axis", name);
+    if (a->ndim < 1) return fail(ctx, "%s: a scalar has no axis", name);
+    int ax = norm_axis(axis, a->ndim);
+    if (ax < 0)
+        return fail(ctx, "%s: axis %d of a %d-D tensor", name, axis,
+                    a->ndim);
     a = mm_tensor_contiguous(ctx, a);
     if (!a) return NULL;
     mm_tensor *out = tnew(ctx, a->dtype, a->ndim, a->ne);
-    int64_t n = a->ne[a->ndim - 1], rows = mm_tensor_numel(a) / n;
+    int64_t n = a->ne[ax], inner = numel_of(a->ndim - ax - 1, a->ne + ax + 1);
+    int64_t rows = mm_tensor_numel(a) / n;
     int lg = op == OP_LOG_SOFTMAX;
     FOR_REAL(a->dtype, {
         OMP_FOR
         for (int64_t r = 0; r < rows; r++) {
-            const real *x = (const real *)a->data + r * n;
-            real *y = (real *)out->data + r * n;
+            int64_t base = r / inner * n * inner + r % inner;
+            const real *x = (const real *)a->data + base;
+            real *y = (real *)out->data + base;
             real mx = x[0], s = 0;
-            for (int64_t i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+            for (int64_t i = 1; i < n; i++)
+                mx = x[i * inner] > mx ? x[i * inner] : mx;
             for (int64_t i = 0; i < n; i++) {
-                y[i] = exp(x[i] - mx);
-                s += y[i];
+                y[i * inner] = exp(x[i * inner] - mx);
+                s += y[i * inner];
             }
             if (lg) {
                 real ls = mx + log(s);
-                for (int64_t i = 0; i < n; i++) y[i] = x[i] - ls;
+                for (int64_t i = 0; i < n; i++)
+                    y[i * inner] = x[i * inner] - ls;
             } else {
-                for (int64_t i = 0; i < n; i++) y[i] /= s;
+                for (int64_t i = 0; i < n; i++) y[i * inner] /= s;
             }
         }
     });
+    out->ip[0] = ax;
     return record(ctx, out, op, a, NULL, NULL);
 }
 
+mm_tensor *mm_tensor_softmax_axis(mm_ctx *ctx, mm_tensor *a, int axis)
+{
+    return softmax_op(ctx, OP_SOFTMAX, "softmax", a, axis);
+}
+mm_tensor *mm_tensor_log_softmax_axis(mm_ctx *ctx, mm_tensor *a, int axis)
+{
+    return softmax_op(ctx, OP_LOG_SOFTMAX, "log_softmax", a, axis);
+}
 mm_tensor *mm_tensor_softmax(mm_ctx *ctx, mm_tensor *a)
 {
-    return softmax_op(ctx, OP_SOFTMAX, "softmax", a);
+    return softmax_op(ctx, OP_SOFTMAX, "softmax", a, -1);
 }
 mm_tensor *mm_tensor_log_softmax(mm_ctx *ctx, mm_tensor *a)
 {
-    return softmax_op(ctx, OP_LOG_SOFTMAX, "log_softmax", a);
+    return softmax_op(ctx, OP_LOG_SOFTMAX, "log_softmax", a, -1);
 }
 
 static void backward_softmax(mm_tensor *t)
 {
     mm_tensor *a = t->src[0];
-    int64_t n = t->ne[t->ndim - 1], rows = mm_tensor_numel(t) / n;
+    int ax = (int)t->ip[0];
+    int64_t n = t->ne[ax], inner = numel_of(t->ndim - ax - 1, t->ne + ax + 1);
+    int64_t rows = mm_tensor_numel(t) / n;
     int lg = t->op == OP_LOG_SOFTMAX;
     FOR_REAL(t->dtype, {
         real *gxa = grad_of(t->ctx, a)->data;
         OMP_FOR
         for (int64_t r = 0; r < rows; r++) {
-            const real *y = (const real *)t->data + r * n;
-            const real *g = (const real *)t->grad->data + r * n;
-            real *gx = gxa + r * n;
+            int64_t base = r / inner * n * inner + r % inner;
+            const real *y = (const real *)t->data + base;
+            const real *g = (const real *)t->grad->data + base;
+            real *gx = gxa + base;
             real s = 0;
             if (lg) {
-                for (int64_t i = 0; i < n; i++) s += g[i];
-                for (int64_t i = 0; i < n; i++) gx[i] += g[i] - exp(y[i]) * s;
+                for (int64_t i = 0; i < n; i++) s += g[i * inner];
+                for (int64_t i = 0; i < n; i++)
+                    gx[i * inner] += g[i * inner] - exp(y[i * inner]) * s;
             } else {
-                for (int64_t i = 0; i < n; i++) s += g[i] * y[i];
-                for (int64_t i = 0; i < n; i++) gx[i] += y[i] * (g[i] - s);
+                for (int64_t i = 0; i < n; i++)
+                    s += g[i * inner] * y[i * inner];
+                for (int64_t i = 0; i < n; i++)
+                    gx[i * inner] += y[i * inner] * (g[i * inner] - s);
             }
         }
     });
@@ -2441,11 +2468,13 @@ static int by_time_desc(const void *p, const void *q)
 }
 
 /* Saved: N (the divisor) in fp, the shift m in fq, and per sample
- * A_k = sum over events i with t_i <= t_k of 1 / R_i, where
- * R_i = sum_{t_j >= t_i} exp(theta_j - m). dL/dtheta_k =
- * (exp(theta_k - m) A_k - event_k) / N. */
-mm_tensor *mm_tensor_cox_nll(mm_ctx *ctx, mm_tensor *theta, mm_tensor *time,
-                             mm_tensor *event, mm_cox_norm norm)
+ * A_k = sum over counted events i with k in R(i) of 1 / S_i, where
+ * S_i = sum_{j in R(i)} exp(theta_j - m) and R(i) = {j: t_j >= t_i}
+ * (inclusive) or {j: t_j > t_i} (strict). dL/dtheta_k =
+ * (exp(theta_k - m) A_k - event_k) / N, event_k 0 for a skipped event. */
+mm_tensor *mm_tensor_cox_nll_ex(mm_ctx *ctx, mm_tensor *theta,
+                                mm_tensor *time, mm_tensor *event,
+                                mm_cox_norm norm, mm_cox_risk risk)
 {
     if (!theta || !time || !event) return NULL;
     if (check_inputs(ctx, "cox_nll", theta, NULL)) return NULL;
@@ -2456,10 +2485,13 @@ mm_tensor *mm_tensor_cox_nll(mm_ctx *ctx, mm_tensor *theta, mm_tensor *time,
     if (mm_tensor_numel(time) != B || mm_tensor_numel(event) != B)
         return fail(ctx, "cox_nll: times and events must have %lld values",
                     (long long)B);
+    if (risk != MM_COX_INCLUSIVE && risk != MM_COX_STRICT)
+        return fail(ctx, "cox_nll: unknown risk set %d", (int)risk);
     if (time->device != MM_CPU || event->device != MM_CPU)
         return fail(ctx, "cox_nll: no CUDA kernel in this build");
     theta = mm_tensor_contiguous(ctx, theta);
     if (!theta) return NULL;
+    int strict = risk == MM_COX_STRICT;
     timed *ord = arena_alloc(ctx, (size_t)B * sizeof *ord);
     double *ev = arena_alloc(ctx, (size_t)B * sizeof *ev);
     double *th = arena_alloc(ctx, (size_t)B * sizeof *th);
@@ -2472,29 +2504,38 @@ mm_tensor *mm_tensor_cox_nll(mm_ctx *ctx, mm_tensor *theta, mm_tensor *time,
             return fail(ctx, "cox_nll: time %lld is NaN", (long long)i);
         ev[i] = load(event->dtype, event->data, offset_of(event, i)) != 0;
         th[i] = load(theta->dtype, theta->data, i);
-        nev += ev[i];
         if (th[i] > m) m = th[i];
     }
     qsort(ord, (size_t)B, sizeof *ord, by_time_desc);
-    /* descending time: the risk set of a tie group is everything up to
-     * the group's end (inclusive, Breslow) */
+    /* descending time: the risk set of a tie group is everything before
+     * the group (strict) or up to the group's end (inclusive, Breslow).
+     * Strict: the first group (the largest time) has an empty risk set;
+     * its events are skipped, as if censored (no term, not counted). */
     double rs = 0;
     for (int64_t s = 0, e; s < B; s = e) {
+        double before = rs;
         for (e = s; e < B && ord[e].t == ord[s].t; e++)
             rs += exp(th[ord[e].i] - m);
-        double lr = m + log(rs);
+        double r = strict ? before : rs;
+        double lr = s > 0 || !strict ? m + log(r) : 0;
         for (int64_t q = s; q < e; q++) {
             int64_t i = ord[q].i;
+            if (strict && s == 0) ev[i] = 0; /* empty risk set: skipped */
             if (ev[i]) loss -= th[i] - lr;
-            acc[q] = ev[i] / rs; /* summed below */
+            nev += ev[i];
+            acc[q] = ev[i] ? ev[i] / r : 0; /* summed below */
         }
     }
-    /* A_k: events with t_i <= t_k, i.e. from the end of k's tie group */
+    /* A_k: counted events i with k in R(i): t_i <= t_k (inclusive), or
+     * t_i < t_k (strict), i.e. from the end of k's tie group, with or
+     * without the group itself */
     double run = 0;
     for (int64_t e = B, s; e > 0; e = s) {
         for (s = e - 1; s > 0 && ord[s - 1].t == ord[e - 1].t; s--) {}
-        for (int64_t q = s; q < e; q++) run += acc[q];
-        for (int64_t q = s; q < e; q++) acc[q] = run;
+        double nrun = run;
+        for (int64_t q = s; q < e; q++) nrun += acc[q];
+        for (int64_t q = s; q < e; q++) acc[q] = strict ? run : nrun;
+        run = nrun;
     }
     double *A = arena_alloc(ctx, (size_t)B * sizeof *A);
     for (int64_t q = 0; q < B; q++) A[ord[q].i] = acc[q];
@@ -2510,6 +2551,13 @@ mm_tensor *mm_tensor_cox_nll(mm_ctx *ctx, mm_tensor *theta, mm_tensor *time,
     out->fp = N;
     out->fq = m;
     return record(ctx, out, OP_COX, theta, NULL, NULL);
+}
+
+mm_tensor *mm_tensor_cox_nll(mm_ctx *ctx, mm_tensor *theta, mm_tensor *time,
+                             mm_tensor *event, mm_cox_norm norm)
+{
+    return mm_tensor_cox_nll_ex(ctx, theta, time, event, norm,
+                                MM_COX_INCLUSIVE);
 }
 
 static void backward_cox(mm_tensor *t)

@@ -8,7 +8,7 @@
  *   - ops, forward + backward, f32 and f64: matmul (batched, transposes),
  *     add/sub/mul/div (numpy broadcasting), scale, exp, log, sqrt, tanh,
  *     sigmoid, relu, gelu (erf), sum/mean over an axis, softmax and
- *     log_softmax (last axis), layernorm (last axis), linear, cross-entropy
+ *     log_softmax (any axis), layernorm (last axis), linear, cross-entropy
  *     (integer labels, label smoothing); cast (no grad)
  *   - elementwise neg, abs, clamp, rsqrt, square, elu, silu, softplus; max
  *     over an axis; cumsum and cumprod over an axis
@@ -16,6 +16,7 @@
  *   - dropout and alpha dropout with a counter-based RNG (splitmix64)
  *   - depthwise conv1d (Nystrom residual) and conv2d (TransMIL PPEG)
  *   - discrete-time survival NLL (PORPOISE) and Cox partial likelihood
+ *     (inclusive or strict risk set)
  *   - inference only (no backward, error in grad mode): dense conv2d
  *     (im2col + BLAS), BatchNorm folding into a conv, max_pool2d, global
  *     average pooling (adaptive_avg_pool2d to 1x1): the ResNet-50 trunk
@@ -53,9 +54,24 @@
  * runs the kernel of that backend; only MM_CPU has kernels, so the CUDA
  * backend slots in at those switches without touching model code.
  *
- * Determinism: kernels split work across OpenMP threads only over
- * independent outputs; every sum over a reduced index runs in one thread in
- * a fixed order, so the same inputs and thread count give the same bits.
+ * Determinism: our own kernels (everything but the BLAS calls) split work
+ * across OpenMP threads only over independent outputs; every sum over a
+ * reduced index runs in one thread in a fixed order, so their bits depend
+ * on the inputs alone, not on the thread count (t-tensor checks 1 against
+ * 4 threads on such a chain). The BLAS calls are the exception: matmul,
+ * linear and dense conv2d go to OpenBLAS sgemm/dgemm. Its threaded level-3
+ * driver (driver/level3/level3_thread.c) splits C over M and N and blocks
+ * K the same way (GEMM_Q) in every thread, so it does not split one dot
+ * product across threads; but the thread count decides whether a call
+ * runs threaded at all and where the M/N partitions fall, hence which
+ * micro-kernel (full tile or edge) computes an element, and OpenBLAS
+ * promises no bit-equality across thread counts (nor across CPUs picked by
+ * DYNAMIC_ARCH). So a different OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS
+ * for an OpenMP build) may change the last bits of any result downstream
+ * of a matmul; the same inputs, build, CPU and thread counts give the same
+ * bits. The tests that compare bits either stay in one process (one thread
+ * count) or avoid BLAS ops; to compare bits of separate runs that use
+ * matmul, fix OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) for both.
  * SPDX-License-Identifier: MIT */
 #ifndef MM_TENSOR_H
 #define MM_TENSOR_H
@@ -179,7 +195,12 @@ mm_tensor *mm_tensor_sum(mm_ctx *ctx, mm_tensor *a, int axis, int keepdim);
 mm_tensor *mm_tensor_mean(mm_ctx *ctx, mm_tensor *a, int axis, int keepdim);
 /* Sum of every element: a 0-D scalar. */
 mm_tensor *mm_tensor_sum_all(mm_ctx *ctx, mm_tensor *a);
-/* Over the last axis. */
+/* Softmax / log-softmax over AXIS (negative counts from the end; ABMIL's
+ * attention softmaxes over N, axis 0 of its (N, 1) or 1 of (1, N) scores).
+ * The plain forms are over the last axis (AXIS -1). Any axis runs the same
+ * kernel: a row's LEN values are read at its stride, never transposed. */
+mm_tensor *mm_tensor_softmax_axis(mm_ctx *ctx, mm_tensor *a, int axis);
+mm_tensor *mm_tensor_log_softmax_axis(mm_ctx *ctx, mm_tensor *a, int axis);
 mm_tensor *mm_tensor_softmax(mm_ctx *ctx, mm_tensor *a);
 mm_tensor *mm_tensor_log_softmax(mm_ctx *ctx, mm_tensor *a);
 /* LayerNorm over the last axis (D): (x - mean) / sqrt(var + eps) * w + b,
@@ -321,6 +342,21 @@ typedef enum {
  * @return a 0-D scalar, or NULL. */
 mm_tensor *mm_tensor_cox_nll(mm_ctx *ctx, mm_tensor *theta, mm_tensor *time,
                              mm_tensor *event, mm_cox_norm norm);
+/* The risk set R(i) of the Cox loss (METHODS.md B10). INCLUSIVE:
+ * {j: t_j >= t_i}, Breslow ties (Pathomic Fusion, PORPOISE, MMAE-HIMO;
+ * the default). STRICT: {j: t_j > t_i}, POMP Eq. 15. */
+typedef enum { MM_COX_INCLUSIVE, MM_COX_STRICT } mm_cox_risk;
+/* mm_tensor_cox_nll with the risk set chosen:
+ * -(1/N) sum over counted events i of
+ * (theta_i - log sum_{j in R(i)} e^theta_j). With STRICT, an event whose
+ * risk set is empty (tied at the largest time of the batch) is skipped,
+ * as if censored: it adds no term, is not counted among the events of
+ * MM_COX_MEAN_EVENTS / MM_COX_EVENTS_PLUS1, and its theta gets gradient
+ * only as a member of other events' risk sets. mm_tensor_cox_nll(...) is
+ * mm_tensor_cox_nll_ex(..., MM_COX_INCLUSIVE). */
+mm_tensor *mm_tensor_cox_nll_ex(mm_ctx *ctx, mm_tensor *theta,
+                                mm_tensor *time, mm_tensor *event,
+                                mm_cox_norm norm, mm_cox_risk risk);
 
 /* Seed LOSS's gradient with 1 (it has one element) and run the tape in
  * reverse, accumulating (+=) into every gradient it reaches, parameters'

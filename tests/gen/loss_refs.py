@@ -16,6 +16,12 @@
 #                    theta (10) with tied times and tied events; divisor the
 #                    number of events ("coxev"), the batch ("coxall"), events
 #                    + 1 ("coxev1").
+#     coxs*          the strict risk set R[i, j] = 1[t_j > t_i] (POMP Eq. 15),
+#                    on the same theta with times whose largest value (9)
+#                    holds an event and a censored sample: that event's
+#                    risk set is empty and it is skipped (no term, not
+#                    counted among the events); divisor the number of kept
+#                    events ("coxsev") or the batch ("coxsall").
 #     Per case NAME: NAME.x (input), NAME.loss (0-D), NAME.grad (d loss / d x)
 #     and the integer or real side inputs (NAME.labels I64, NAME.c, NAME.time,
 #     NAME.event F64).
@@ -104,6 +110,18 @@ def cox_loss(theta, time, event, norm):
     return -lik.sum() / n
 
 
+def cox_loss_strict(theta, time, event, norm):
+    """Strict risk set t_j > t_i (POMP Eq. 15); an event whose set is empty
+    is skipped: no term, not counted in the divisor (mm_tensor_cox_nll_ex)."""
+    R = (time.view(1, -1) > time.view(-1, 1)).double()  # R[i, j] = t_j > t_i
+    empty = R.sum(1) == 0
+    kept = event * (~empty).double()
+    # log(0) never reaches autograd: an empty row sums 1 and is masked out
+    lik = (theta - torch.log(R @ torch.exp(theta) + empty.double())) * kept
+    n = {"events": kept.sum(), "all": torch.tensor(float(len(theta)))}[norm]
+    return -lik.sum() / n
+
+
 def grad_case(t, name, x, fn, extra):
     x = x.clone().requires_grad_(True)
     loss = fn(x)
@@ -145,6 +163,12 @@ def losses():
     for name, norm in (("coxev", "events"), ("coxall", "all"), ("coxev1", "events1")):
         grad_case(t, name, th, lambda v: cox_loss(v, tm, ev, norm),
                   {"time": tm.numpy(), "event": ev.numpy()})
+    # strict: no new random draws, so every entry above keeps its bytes
+    tms = torch.tensor([5., 3., 3., 9., 1., 5., 5., 2., 9., 3.])
+    evs = torch.tensor([1., 1., 1., 1., 1., 0., 1., 1., 0., 0.])
+    for name, norm in (("coxsev", "events"), ("coxsall", "all")):
+        grad_case(t, name, th, lambda v: cox_loss_strict(v, tms, evs, norm),
+                  {"time": tms.numpy(), "event": evs.numpy()})
     return t
 
 

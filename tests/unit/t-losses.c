@@ -3,9 +3,10 @@
  * loss_refs.py, tests/fixtures/losses/): cross-entropy (label smoothing 0
  * and 0.1), PORPOISE's discrete-time survival NLL (alpha 0 and 0.4, a case
  * where both eps clamps bind), the Cox partial likelihood (Breslow, ties,
- * three divisors), each value and d loss / d input; dense conv2d (7x7 s2
- * p3, 3x3 s2, 1x1, 3x5 with stride (2, 1)), conv + BatchNorm folded,
- * max_pool2d 3 s2 p1, adaptive_avg_pool2d(1). Every input is exact in f32,
+ * three divisors; the strict risk set of POMP Eq. 15 with an event at the
+ * largest time skipped, two divisors), each value and d loss / d input;
+ * dense conv2d (7x7 s2 p3, 3x3 s2, 1x1, 3x5 with stride (2, 1)), conv +
+ * BatchNorm folded, max_pool2d 3 s2 p1, adaptive_avg_pool2d(1). Every input is exact in f32,
  * torch ran in f64. A tensor passes when max |ours - torch| / max |torch|
  * is within 1e-12 (F64) or 1e-5 (F32); the differences are printed.
  * SPDX-License-Identifier: MIT */
@@ -83,7 +84,7 @@ static int check(mm_st *st, mm_dtype dt, const char *name, const char *what,
 
 // ---- losses ----------------------------------------------------------------
 
-enum { L_CE, L_SURV, L_COX };
+enum { L_CE, L_SURV, L_COX, L_COX_STRICT };
 static const struct {
     const char *name;
     int kind;
@@ -95,6 +96,9 @@ static const struct {
     {"coxev", L_COX, MM_COX_MEAN_EVENTS},
     {"coxall", L_COX, MM_COX_MEAN_ALL},
     {"coxev1", L_COX, MM_COX_EVENTS_PLUS1},
+    /* strict risk set (POMP Eq. 15), an event at the largest time skipped */
+    {"coxsev", L_COX_STRICT, MM_COX_MEAN_EVENTS},
+    {"coxsall", L_COX_STRICT, MM_COX_MEAN_ALL},
 };
 
 static void run_losses(mm_st *st, mm_dtype dt)
@@ -115,10 +119,12 @@ static void run_losses(mm_st *st, mm_dtype dt)
                 getf(ctx, st, MM_F64, "%s.c", nm), losses[k].p, 1e-7);
             break;
         default:
-            loss = mm_tensor_cox_nll(
+            loss = mm_tensor_cox_nll_ex(
                 ctx, x, getf(ctx, st, MM_F64, "%s.time", nm),
                 getf(ctx, st, MM_F64, "%s.event", nm),
-                (mm_cox_norm)losses[k].p);
+                (mm_cox_norm)losses[k].p,
+                losses[k].kind == L_COX_STRICT ? MM_COX_STRICT
+                                               : MM_COX_INCLUSIVE);
         }
         if (!loss) diag("%s: %s", nm, mm_ctx_error(ctx));
         check(st, dt, nm, "loss", loss);

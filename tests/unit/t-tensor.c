@@ -372,6 +372,22 @@ static mm_tensor *b_cox(mm_ctx *c, mm_tensor **in, const void *ud)
     mm_tensor *e = idx(c, MM_I32, 1, (int64_t[]){6}, cox_e);
     return mm_tensor_cox_nll(c, in[0], t, e, *(const mm_cox_norm *)ud);
 }
+/* the strict risk set (POMP Eq. 15): the event at t = 8 (the largest) has
+ * an empty set and is skipped; the tie group at 3 holds two events */
+static mm_tensor *b_cox_strict(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    mm_tensor *t = idx(c, MM_F32, 1, (int64_t[]){6}, cox_t);
+    mm_tensor *e = idx(c, MM_I32, 1, (int64_t[]){6}, cox_e);
+    return mm_tensor_cox_nll_ex(c, in[0], t, e, *(const mm_cox_norm *)ud,
+                                MM_COX_STRICT);
+}
+/* UD: int[2] {axis, log}; softmax over any axis */
+static mm_tensor *b_softmax_axis(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    const int *a = ud;
+    return a[1] ? mm_tensor_log_softmax_axis(c, in[0], a[0])
+                : mm_tensor_softmax_axis(c, in[0], a[0]);
+}
 
 #define S1(a) {1, {a}}
 #define S2(a, b) {2, {a, b}}
@@ -513,7 +529,29 @@ static void test_gradients(void)
         snprintf(nm, sizeof nm, "cox_nll norm %d (ties)", k);
         gradcheck(nm, 1, (shape[]){k == 1 ? (shape)S2(6, 1) : (shape)S1(6)},
                   0, b_cox, &norms[k]);
+        snprintf(nm, sizeof nm, "cox_nll strict norm %d (ties, empty set)",
+                 k);
+        gradcheck(nm, 1, (shape[]){k == 1 ? (shape)S2(6, 1) : (shape)S1(6)},
+                  0, b_cox_strict, &norms[k]);
     }
+    /* softmax / log_softmax over axis 0, a middle axis and -1, 3-D and 4-D */
+    static const struct {
+        shape s;
+        int axis;
+    } smx[] = {
+        {S3(3, 2, 4), 0}, {S3(3, 2, 4), 1}, {S3(3, 2, 4), -1},
+        {S4(3, 2, 4, 2), 0}, {S4(3, 2, 4, 2), 2}, {S4(3, 2, 4, 2), -1},
+        {S4(3, 2, 4, 2), -3},
+    };
+    for (size_t k = 0; k < sizeof smx / sizeof *smx; k++)
+        for (int lg = 0; lg < 2; lg++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "%s %d-D axis %d",
+                     lg ? "log_softmax" : "softmax", smx[k].s.nd,
+                     smx[k].axis);
+            int ud[2] = {smx[k].axis, lg};
+            gradcheck(nm, 1, &smx[k].s, 0, b_softmax_axis, ud);
+        }
 }
 
 // ---- forward values ------------------------------------------------------------
@@ -748,6 +786,55 @@ static void test_forward_more(void)
         ok(maxdiff(mm_tensor_cox_nll(c, th, tt, ee, MM_COX_EVENTS_PLUS1),
                    &cx3, 1) <= tol,
            "%s cox_nll events + 1", dn);
+        /* strict (POMP Eq. 15): t = 2 is the largest time, so event 1 is
+         * skipped; event 0 has R = {1, 2}: -(0 - log 3) / 1 */
+        double cs = log(3), cs1 = log(3) / 2, zero = 0;
+        ok(maxdiff(mm_tensor_cox_nll_ex(c, th, tt, ee, MM_COX_MEAN_EVENTS,
+                                        MM_COX_STRICT),
+                   &cs, 1) <= tol,
+           "%s cox_nll strict: event at the largest time skipped", dn);
+        ok(maxdiff(mm_tensor_cox_nll_ex(c, th, tt, ee, MM_COX_EVENTS_PLUS1,
+                                        MM_COX_STRICT),
+                   &cs1, 1) <= tol,
+           "%s cox_nll strict events + 1 counts only kept events", dn);
+        ok(maxdiff(mm_tensor_cox_nll_ex(c, th, tt, ee, MM_COX_MEAN_EVENTS,
+                                        MM_COX_INCLUSIVE),
+                   &cx, 1) <= tol,
+           "%s cox_nll_ex inclusive = cox_nll", dn);
+        mm_tensor *e2 = from(c, MM_I32, 1, (int64_t[]){3},
+                             (double[]){0, 1, 1});
+        ok(maxdiff(mm_tensor_cox_nll_ex(c, th, tt, e2, MM_COX_MEAN_EVENTS,
+                                        MM_COX_STRICT),
+                   &zero, 1) <= tol,
+           "%s cox_nll strict: only events at the largest time gives 0", dn);
+        /* softmax over axis 0 of (3, 2) = softmax of the transpose */
+        mm_tensor *s2 = from(c, dt, 2, (int64_t[]){3, 2},
+                             (double[]){1, -1, 2, 0.5, 3, 4});
+        mm_tensor *st = mm_tensor_transpose(c, s2, 0, 1);
+        mm_tensor *w0 = mm_tensor_softmax_axis(c, s2, 0);
+        mm_tensor *wt = mm_tensor_softmax(c, st);
+        mm_tensor *l0 = mm_tensor_log_softmax_axis(c, s2, -2);
+        mm_tensor *lt = mm_tensor_log_softmax(c, st);
+        double md = 0, ml = 0;
+        for (int i = 0; i < 3 && w0 && wt && l0 && lt; i++)
+            for (int j = 0; j < 2; j++) {
+                md = fmax(md, fabs(mm_tensor_get1(w0, i * 2 + j) -
+                                   mm_tensor_get1(wt, j * 3 + i)));
+                ml = fmax(ml, fabs(mm_tensor_get1(l0, i * 2 + j) -
+                                   mm_tensor_get1(lt, j * 3 + i)));
+            }
+        ok(w0 && wt && l0 && lt && md == 0 && ml == 0,
+           "%s softmax/log_softmax axis 0 = last axis of the transpose", dn);
+        /* last axis: the axis forms give the plain forms' bits */
+        mm_tensor *p1 = mm_tensor_softmax(c, s2);
+        mm_tensor *p2 = mm_tensor_softmax_axis(c, s2, 1);
+        mm_tensor *p3 = mm_tensor_softmax_axis(c, s2, -1);
+        ok(p1 && p2 && p3 &&
+               !memcmp(mm_tensor_data(p1), mm_tensor_data(p2),
+                       6 * mm_dtype_size(dt)) &&
+               !memcmp(mm_tensor_data(p1), mm_tensor_data(p3),
+                       6 * mm_dtype_size(dt)),
+           "%s softmax_axis(-1) and (ndim - 1) = softmax, bitwise", dn);
         ok(mm_ctx_error(c) == NULL, "%s issue-4 forward: no errors (%s)", dn,
            mm_ctx_error(c) ? mm_ctx_error(c) : "");
     }
@@ -808,6 +895,12 @@ static void test_forward_more(void)
     mm_ctx_reset(c);
     a = mm_tensor_new2(c, MM_F32, 2, 3);
     ok(mm_tensor_clamp(c, a, 1, 0) == NULL, "clamp lo > hi fails");
+    mm_ctx_reset(c);
+    a = mm_tensor_new2(c, MM_F32, 2, 3);
+    ok(mm_tensor_softmax_axis(c, a, 2) == NULL &&
+           mm_tensor_log_softmax_axis(c, a, -3) == NULL,
+       "softmax axis 2 / -3 of a 2-D tensor fails");
+    like(mm_ctx_error(c), "axis 2 of a 2-D", "message: %s", mm_ctx_error(c));
     mm_ctx_reset(c);
     a = mm_tensor_new3(c, MM_F32, 1, 2, 5);
     ok(mm_tensor_conv1d_dw(c, a, mm_tensor_new2(c, MM_F32, 2, 4)) == NULL,
@@ -1037,7 +1130,8 @@ static void test_thread_independence(void)
                                           4, (int64_t[]){1, 16, 32, 38});
         mm_tensor *z = mm_tensor_conv2d_dw(c, im, k, b);
         mm_tensor *cp = mm_tensor_cumprod(c, mm_tensor_sigmoid(c, z), 3);
-        mm_tensor *mx = mm_tensor_max(c, cp, 2, 0);
+        mm_tensor *mx = mm_tensor_max(c, mm_tensor_softmax_axis(c, cp, 1), 2,
+                                      0);
         mm_tensor *loss = mm_tensor_sum_all(c, mx);
         if (mm_tensor_backward(c, loss)) break;
         for (int i = 0; i < 4; i++)
@@ -1058,8 +1152,8 @@ static void test_thread_independence(void)
     }
     ok(bits[0] && bits[1] && memcmp(bits[0], bits[1], nbits) == 0 &&
            memcmp(sums[0], sums[1], sizeof sums[0]) == 0,
-       "conv1d/dropout/pad/conv2d/cumprod/max gradients: 1 and 4 threads "
-       "give the same bits");
+       "conv1d/dropout/pad/conv2d/cumprod/softmax axis 1/max gradients: "
+       "1 and 4 threads give the same bits");
     free(bits[0]);
     free(bits[1]);
 #else
