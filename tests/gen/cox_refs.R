@@ -4,7 +4,12 @@
 # and Breslow) on R's lung data, on ten genes of the TCGA BLCA RNA table
 # joined with its survival metadata, and on edge cases (heavy ties, a 0/1
 # covariate, a constant, no events, monotone likelihoods, near-tied times).
-# Not run by make check: the inputs and results it writes are committed.
+# Not run by make check: the results it writes are committed. The real-data
+# inputs (lung_input.tsv, blca_input.tsv) are not: they copy R's lung data
+# and the SurvPath BLCA tables (licensed non-commercial), so this script
+# writes them to $MMPATH_INPUT_DIR (by default a temporary directory), and
+# tests/gen/real_inputs.sh rebuilds the same content from $MMPATH_TEST_DATA
+# for the tests. Never copy them into tests/fixtures.
 #
 # Interpreter: R 4.2.2 (Debian 12 r-base), package survival 3.5-3
 # (Debian r-cran-survival 3.5-3-1); nothing else.
@@ -27,8 +32,10 @@ num <- function(x) {
     s[is.na(x) & !is.nan(x)] <- "NA"
     s
 }
-put <- function(df, file) {
-    con <- file(file.path(out, file), "w")
+indir <- Sys.getenv("MMPATH_INPUT_DIR", file.path(tempdir(), "real_inputs"))
+dir.create(indir, recursive = TRUE, showWarnings = FALSE)
+put <- function(df, file, dir = out) {
+    con <- file(file.path(dir, file), "w")
     writeLines(magic, con)
     writeLines(paste(names(df), collapse = "\t"), con)
     cols <- lapply(df, function(v) if (is.character(v)) v else num(v))
@@ -72,7 +79,7 @@ lung <- survival::lung
 lin <- data.frame(time = lung$time, status = lung$status - 1, age = lung$age,
                   sex = lung$sex, ph.ecog = lung$ph.ecog,
                   ph.karno = lung$ph.karno, wt.loss = lung$wt.loss)
-put(lin, "lung_input.tsv")
+put(lin, "lung_input.tsv", indir)   # not committed: see the top
 for (v in c("age", "sex", "ph.ecog", "ph.karno", "wt.loss"))
     for (ties in c("efron", "breslow"))
         add("lung", v, lin$time, lin$status, lin[[v]], ties)
@@ -129,7 +136,7 @@ bin <- data.frame(case_id = rna$case_id, time = btime, event = bevent)
 for (g in pick) bin[[g]] <- rna[[g]]   # the table's own strings
 # the C side parses these with strtod; R read the same strings
 for (g in pick) stopifnot(identical(as.numeric(bin[[g]]), rnum[[g]]))
-put(bin, "blca_input.tsv")
+put(bin, "blca_input.tsv", indir)   # not committed: see the top
 for (g in pick)
     for (ties in c("efron", "breslow"))
         add("blca", g, btime, bevent, rnum[[g]], ties)

@@ -1,10 +1,17 @@
 #!/usr/bin/env python3
 # omics_refs.py: writes the reference fixtures of tests/unit/t-omics.c into
-# tests/fixtures/omics/: a 60 x 40 slice of the SurvPath TCGA-BLCA RNA table
-# with values knocked out, and what scikit-learn makes of it (KNNImputer,
-# SimpleImputer(mean), StandardScaler, VarianceThreshold), plus
-# VarianceThreshold supports and top-K-by-variance indices on ALL top1000var.
-# Not run by make check: the fixtures it writes are committed.
+# tests/fixtures/omics/: the recipe of a 60 x 40 slice of the SurvPath
+# TCGA-BLCA RNA table with values knocked out (blca60x40.recipe: sample ids,
+# genes, knocked-out cells, the synthetic constant gene; no values), and what
+# scikit-learn makes of the slice (KNNImputer(5), SimpleImputer(mean),
+# StandardScaler, VarianceThreshold), plus VarianceThreshold supports and
+# top-K-by-variance indices on ALL top1000var.
+# Not run by make check: the fixtures it writes are committed. The slice
+# itself is never written here: the BLCA tables are licensed non-commercial
+# and no real value (nor a subset, nor a copy such as a 1-NN imputation) may
+# be committed. t-omics rebuilds it from the real table and the recipe with
+# tests/gen/omics_inputs.sh DATA RECIPE OUT (it copies the CSV's spelling of
+# each value, which is repr(float) of it for this table).
 #
 # Interpreter: Python 3.11.7 in a venv (python3 -m venv /tmp/skl2;
 # /tmp/skl2/bin/pip install scikit-learn numpy pandas) with scikit-learn
@@ -62,12 +69,29 @@ allna = np.flatnonzero(~train)[0]
 X[allna, :] = np.nan                    # a sample with nothing observed: column means
 assert np.isnan(X[train, 3]).all() and (~np.isnan(X[~train, 3])).any()
 
-with open(os.path.join(out, "blca60x40.tsv"), "w") as f:
-    # the input, as rna-select reads it (samples in rows, TCGA ids first)
-    f.write("sample\t" + "\t".join(genes) + "\n")
+RECIPE_HEAD = """\
+# mmpath omics recipe v1: blca60x40.tsv without its values
+# Rebuild: sh tests/gen/omics_inputs.sh DATA tests/fixtures/omics/blca60x40.recipe OUT
+# (DATA = MMPATH_TEST_DATA, ../shared/data). The values come from the licensed
+# SurvPath table named on the source line and are never committed.
+# Lines, tab-separated: source PATH | sample ID (rows, in order) | gene NAME
+# (columns, in order) | constant GENE VALUE (a synthetic value replacing the
+# real column) | na SAMPLE GENE (a cell knocked out; wins over constant).
+# Written by tests/gen/omics_refs.py.
+"""
+with open(os.path.join(out, "blca60x40.recipe"), "w") as f:
+    # the input as a recipe (samples in rows, TCGA ids first, once rebuilt)
+    f.write(RECIPE_HEAD)
+    f.write("source\tpaired/survpath_blca/tcga_blca_xena_rna_clean.csv\n")
+    for s in samples:
+        f.write("sample\t%s\n" % s)
+    for name in genes:
+        f.write("gene\t%s\n" % name)
+    f.write("constant\t%s\t2.5\n" % genes[11])
     for i in range(n):
-        f.write(samples[i] + "\t" + "\t".join("NA" if np.isnan(v) else repr(float(v))
-                                             for v in X[i]) + "\n")
+        for j in range(p):
+            if np.isnan(X[i, j]):
+                f.write("na\t%s\t%s\n" % (samples[i], genes[j]))
 
 refs = []  # (kind, key, value)
 for i in range(n):
@@ -79,7 +103,7 @@ valid = ~np.isnan(Xtr).all(axis=0)
 # ties: the k-th and (k+1)-th donor distances must differ clearly, or which
 # donors argpartition picks is implementation-defined (and ours would differ)
 D = nan_euclidean_distances(X, Xtr)
-for k in (1, 5):
+for k in (5,):
     worst = np.inf
     for i in range(n):
         for j in np.flatnonzero(np.isnan(X[i]) & valid):
@@ -91,7 +115,8 @@ for k in (1, 5):
     print("k=%d: smallest relative gap between donor k and k+1: %.3g" % (k, worst))
     assert worst > 1e-9, "near tie in donor distances: pick another seed"
 
-for k in (5, 1):
+# (no k = 1 references: a 1-NN imputation is a copy of a real value)
+for k in (5,):
     imp = KNNImputer(n_neighbors=k).fit(Xtr)
     Y = imp.transform(X.copy())
     kept = [j for j in range(p) if valid[j]]
@@ -100,8 +125,7 @@ for k in (5, 1):
         for jj, j in enumerate(kept):
             if np.isnan(X[i, j]):
                 refs.append(("knn%d" % k, samples[i] + "|" + genes[j], g(Y[i, jj])))
-    if k == 5:
-        Yknn = Y
+    Yknn = Y
 for j in np.flatnonzero(~valid):
     refs.append(("dropped", genes[j], "1"))
 

@@ -1,10 +1,15 @@
 #!/usr/bin/env Rscript
 # survival_refs.R: writes the reference fixtures of tests/unit/t-survival.c
-# into tests/fixtures/survival/: the lung Cox linear predictor with R's
+# into tests/fixtures/survival/: the lung Cox linear predictor (risk only,
+# keyed by lung row, lung_cox_risk.tsv) with R's
 # concordance counts and Uno's C, and small synthetic cases (ties, zero
 # times, missing values, an all-censored and an empty group, flat medians,
 # curves that reach 0) with survfit / survdiff / concordance results.
-# Not run by make check: the fixtures it writes are committed.
+# Not run by make check: the fixtures it writes are committed. Real data is
+# not: lung_cox_risk.tsv holds the risk and the lung row number only, and
+# tests/gen/real_inputs.sh pastes lung's time and status (0/1) back from
+# $MMPATH_TEST_DATA/survival/lung.tsv to rebuild the tests' lung_cox_lp.tsv
+# (time, status, risk), which is no longer committed.
 #
 # Interpreter: R 4.2.2 (Debian 12 r-base), package survival 3.5-3
 # (Debian r-cran-survival 3.5-3-1); nothing else.
@@ -202,8 +207,10 @@ lp <- predict(fit, type = "lp")
 stopifnot(identical(unname(lp), unname(fit$linear.predictors)))
 cc <- lung[!is.na(lung$ph.ecog), ]
 stopifnot(nrow(cc) == 227)
-put(data.frame(time = cc$time, status = cc$status - 1, risk = unname(lp)),
-    "lung_cox_lp.tsv")
+# the lung row numbers (1-based, as in lung.tsv) of the complete cases
+lrow <- which(!is.na(lung$ph.ecog))
+stopifnot(length(lrow) == length(lp), identical(lung[lrow, "time"], cc$time))
+put(data.frame(row = lrow, risk = unname(lp)), "lung_cox_risk.tsv")
 con_rows <- list()
 con_add <- function(cs, d) {
     f <- Surv(time, status) ~ risk

@@ -1,7 +1,8 @@
 /* t-survival.c: lib/survival.c against R survival 3.5-3. The shared lung
  * references ($MMPATH_TEST_DATA/reference: KM tables, medians, survdiff,
  * the Cox model's concordance) and the committed fixtures of
- * tests/gen/survival_refs.R (ties, zero times, missing values, empty and
+ * tests/gen/survival_refs.R (the lung Cox risks: lung_cox_risk.tsv, joined
+ * with lung's time and status by tests/gen/real_inputs.sh; ties, zero times, missing values, empty and
  * all-censored groups, log-log and plain CIs, G-rho,gamma tests, Harrell
  * counts, Uno's C, pchisq, qnorm); then brute-force O(n^2) concordance on
  * random data with ties, and the error paths. Numbers are compared within
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mm/survival.h"
 #include "../tap.h"
@@ -170,6 +172,7 @@ static int md_ok(const maxdiff *m, double tol, const char *what)
 }
 
 static char data_dir[1024], fix_dir[1024];
+static const char *real_in;  /* the rebuilt real-data inputs */
 
 static tsv *need(const char *dir, const char *name)
 {
@@ -182,6 +185,76 @@ static tsv *need(const char *dir, const char *name)
         exit(1);
     }
     return t;
+}
+
+// ---------------------------------------------------------------- real data
+
+/* The real-data inputs are never committed (the SurvPath BLCA tables are
+ * licensed non-commercial): tests/gen/real_inputs.sh rebuilds them from
+ * $MMPATH_TEST_DATA into a temporary directory, removed at exit. Without
+ * the data the whole program is skipped (with CI=true: a failure). */
+static char real_dir[1100];
+
+static void real_cleanup(void)
+{
+    static const char *const f[] = { "lung_input.tsv", "blca_input.tsv",
+                                     "lung_cox_lp.tsv" };
+    char p[1200];
+    if (!*real_dir) return;
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+        snprintf(p, sizeof p, "%s/%s", real_dir, f[i]);
+        remove(p);
+    }
+    rmdir(real_dir);
+}
+
+static void real_skip(const char *why)
+{
+    const char *ci = getenv("CI");
+    if (ci && !strcmp(ci, "true")) {
+        printf("1..1\nnot ok 1 - test data missing in CI: %s\n", why);
+        exit(1);
+    }
+    printf("1..0 # SKIP test data not found: %s\n", why);
+    exit(0);
+}
+
+/* SRC: the files under $MMPATH_TEST_DATA the inputs come from (NULL
+ * ended); FILES: the real_inputs.sh outputs to build. Returns their
+ * directory. */
+static const char *real_inputs(const char *const *src, const char *files)
+{
+    const char *d = getenv("MMPATH_TEST_DATA"), *top = getenv("top_srcdir");
+    const char *tmp = getenv("TMPDIR");
+    char p[1200], cmd[4200];
+    if (!d || !*d) real_skip("MMPATH_TEST_DATA unset");
+    for (; *src; src++) {
+        snprintf(p, sizeof p, "%s/%s", d, *src);
+        FILE *fp = fopen(p, "rb");
+        if (!fp) real_skip(p);
+        fclose(fp);
+    }
+    if (!top || !*top) top = ".";
+    if (!tmp || !*tmp) tmp = "/tmp";
+    if (strchr(d, '\'') || strchr(top, '\'')) {
+        printf("Bail out! a quote in MMPATH_TEST_DATA or top_srcdir\n");
+        exit(1);
+    }
+    snprintf(real_dir, sizeof real_dir, "%s/mmpath-real.XXXXXX", tmp);
+    if (strchr(real_dir, '\'') || !mkdtemp(real_dir)) {
+        printf("Bail out! cannot make a temporary directory in %s\n", tmp);
+        exit(1);
+    }
+    atexit(real_cleanup);
+    snprintf(cmd, sizeof cmd, "sh '%s/tests/gen/real_inputs.sh' '%s' '%s' %s",
+             top, d, real_dir, files);
+    fflush(stdout);
+    int rc = system(cmd);
+    if (rc != 0) {
+        printf("Bail out! %s: status %d\n", cmd, rc);
+        exit(1);
+    }
+    return real_dir;
 }
 
 // ---------------------------------------------------------------- lung
@@ -546,7 +619,7 @@ static void test_logrank_fixtures(const tsv *in, const lung_data *L)
 
 static void test_concordance_fixtures(const tsv *in)
 {
-    tsv *lp = need(fix_dir, "lung_cox_lp.tsv");
+    tsv *lp = need(real_in, "lung_cox_lp.tsv");
     size_t n = lp->nrow;
     double *t = malloc(n * sizeof *t), *risk = malloc(n * sizeof *risk);
     int *e = malloc(n * sizeof *e);
@@ -801,22 +874,9 @@ static void test_edges(void)
 
 int main(void)
 {
+    static const char *const src[] = { "survival/lung.tsv", NULL };
+    real_in = real_inputs(src, "lung_cox_lp.tsv");
     const char *d = getenv("MMPATH_TEST_DATA"), *top = getenv("top_srcdir");
-    const char *ci = getenv("CI");
-    char probe[1100];
-    snprintf(probe, sizeof probe, "%s/survival/lung.tsv", d ? d : "");
-    FILE *fp = d && *d ? fopen(probe, "rb") : NULL;
-    if (!fp) {
-        if (ci && !strcmp(ci, "true")) {
-            printf("1..1\nnot ok 1 - test data missing in CI: %s\n",
-                   d && *d ? probe : "MMPATH_TEST_DATA unset");
-            return 1;
-        }
-        printf("1..0 # SKIP test data not found: %s\n",
-               d && *d ? probe : "MMPATH_TEST_DATA unset");
-        return 0;
-    }
-    fclose(fp);
     snprintf(data_dir, sizeof data_dir, "%s", d);
     snprintf(fix_dir, sizeof fix_dir, "%s/tests/fixtures/survival",
              top && *top ? top : ".");
