@@ -80,8 +80,8 @@ static int run_step(int64_t n, int64_t d, int heads, int layers, int steps,
             die("mm_block_init", mm_strerror());
     }
     if (mm_params_alloc(p)) die("mm_params_alloc", mm_strerror());
-    mm_init_rng g;
-    mm_init_rng_seed(&g, 42);
+    mm_rng g;
+    mm_rng_seed(&g, 42);
     for (int i = 0; i < mm_params_count(p); i++) {
         mm_tensor *t = mm_params_get(p, i);
         const char *nm = mm_params_name(p, i);
@@ -97,7 +97,7 @@ static int run_step(int64_t n, int64_t d, int heads, int layers, int steps,
     float *xin = malloc((size_t)nx * sizeof *xin);
     for (int64_t i = 0; i < nx; i += 2) {
         double z[2];
-        mm_init_rng_normal2(&g, z);
+        mm_rng_normal2(&g, z);
         xin[i] = (float)z[0];
         if (i + 1 < nx) xin[i + 1] = (float)z[1];
     }

@@ -304,53 +304,6 @@ double mm_sched_lr(const mm_sched *s, int64_t t)
     return s->min_lr + (s->lr - s->min_lr) * (1 + cos(PI * x)) / 2;
 }
 
-// ---- the generator: splitmix64 seeding xoshiro256** ------------------------
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-void mm_init_rng_seed(mm_init_rng *g, uint64_t seed)
-{
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) g->s[i] = splitmix64(&x);
-}
-
-uint64_t mm_init_rng_next(mm_init_rng *g)
-{
-    uint64_t *s = g->s;
-    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
-}
-
-double mm_init_rng_uniform(mm_init_rng *g)
-{
-    return (double)(mm_init_rng_next(g) >> 11) * 0x1p-53;
-}
-
-void mm_init_rng_normal2(mm_init_rng *g, double z[2])
-{
-    double u1 = 1 - mm_init_rng_uniform(g), u2 = mm_init_rng_uniform(g);
-    double r = sqrt(-2 * log(u1)), th = 2 * PI * u2;
-    z[0] = r * cos(th);
-    z[1] = r * sin(th);
-}
-
 // ---- initialisers ----------------------------------------------------------
 
 static int check_init(const mm_tensor *t, const char *what)
@@ -369,7 +322,7 @@ static int check_init(const mm_tensor *t, const char *what)
 
 /* Standard normals in pair order: z0, then the z1 kept from that pair. */
 typedef struct {
-    mm_init_rng *g;
+    mm_rng *g;
     double z[2];
     int have;
 } normals;
@@ -380,14 +333,14 @@ static double next_normal(normals *s)
         s->have = 0;
         return s->z[1];
     }
-    mm_init_rng_normal2(s->g, s->z);
+    mm_rng_normal2(s->g, s->z);
     s->have = 1;
     return s->z[0];
 }
 
 /* Fill T in logical order: KIND 0: P0 + P1 z; 1: U(P0, P1) as
  * P0 + (P1 - P0) U; 2: P0 + P1 z, redrawn until in [A, B]. */
-static int fill(mm_tensor *t, mm_init_rng *g, int kind, double p0, double p1,
+static int fill(mm_tensor *t, mm_rng *g, int kind, double p0, double p1,
                 double a, double b)
 {
     int64_t n = mm_tensor_numel(t);
@@ -395,7 +348,7 @@ static int fill(mm_tensor *t, mm_init_rng *g, int kind, double p0, double p1,
     normals ns = {g, {0, 0}, 0};
     for (int64_t i = 0; i < n; i++) {
         if (kind == 1) {
-            buf[i] = p0 + (p1 - p0) * mm_init_rng_uniform(g);
+            buf[i] = p0 + (p1 - p0) * mm_rng_uniform(g);
         } else if (kind == 0) {
             buf[i] = p0 + p1 * next_normal(&ns);
         } else {
@@ -424,7 +377,7 @@ int mm_init_fans(const mm_tensor *t, int64_t *fan_in, int64_t *fan_out)
     return 0;
 }
 
-int mm_init_uniform(mm_tensor *t, mm_init_rng *g, double lo, double hi)
+int mm_init_uniform(mm_tensor *t, mm_rng *g, double lo, double hi)
 {
     if (check_init(t, "uniform")) return -1;
     if (!(lo <= hi)) {
@@ -434,7 +387,7 @@ int mm_init_uniform(mm_tensor *t, mm_init_rng *g, double lo, double hi)
     return fill(t, g, 1, lo, hi, 0, 0);
 }
 
-int mm_init_normal(mm_tensor *t, mm_init_rng *g, double mean, double std)
+int mm_init_normal(mm_tensor *t, mm_rng *g, double mean, double std)
 {
     if (check_init(t, "normal")) return -1;
     if (!(std >= 0) || !isfinite(mean)) {
@@ -447,7 +400,7 @@ int mm_init_normal(mm_tensor *t, mm_init_rng *g, double mean, double std)
 
 static double phi(double x) { return 0.5 * erfc(-x / SQRT2); }
 
-int mm_init_trunc_normal(mm_tensor *t, mm_init_rng *g, double mean,
+int mm_init_trunc_normal(mm_tensor *t, mm_rng *g, double mean,
                          double std, double a, double b)
 {
     if (check_init(t, "trunc_normal")) return -1;
@@ -473,7 +426,7 @@ static int fans_sum(mm_tensor *t, const char *what, double *sum)
     return 0;
 }
 
-int mm_init_xavier_uniform(mm_tensor *t, mm_init_rng *g, double gain)
+int mm_init_xavier_uniform(mm_tensor *t, mm_rng *g, double gain)
 {
     double s;
     if (fans_sum(t, "xavier_uniform", &s)) return -1;
@@ -481,14 +434,14 @@ int mm_init_xavier_uniform(mm_tensor *t, mm_init_rng *g, double gain)
     return fill(t, g, 1, -a, a, 0, 0);
 }
 
-int mm_init_xavier_normal(mm_tensor *t, mm_init_rng *g, double gain)
+int mm_init_xavier_normal(mm_tensor *t, mm_rng *g, double gain)
 {
     double s;
     if (fans_sum(t, "xavier_normal", &s)) return -1;
     return fill(t, g, 0, 0, gain * sqrt(2.0 / s), 0, 0);
 }
 
-int mm_init_kaiming_normal(mm_tensor *t, mm_init_rng *g, mm_fan_mode mode,
+int mm_init_kaiming_normal(mm_tensor *t, mm_rng *g, mm_fan_mode mode,
                            double gain)
 {
     int64_t fi, fo;
@@ -498,7 +451,7 @@ int mm_init_kaiming_normal(mm_tensor *t, mm_init_rng *g, mm_fan_mode mode,
     return fill(t, g, 0, 0, gain / sqrt(fan), 0, 0);
 }
 
-int mm_init_snn(mm_tensor *t, mm_init_rng *g)
+int mm_init_snn(mm_tensor *t, mm_rng *g)
 {
     int64_t fi;
     if (check_init(t, "snn") || mm_init_fans(t, &fi, NULL)) return -1;

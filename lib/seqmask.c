@@ -10,6 +10,7 @@
 
 #include <xxhash.h>
 
+#include "mm/rng.h"
 #include "mm/seqmask.h"
 
 #define GOLDEN UINT64_C(0x9E3779B97F4A7C15)
@@ -67,45 +68,6 @@ int mm_seqmask_check(const mm_seqmask_opts *o)
     return 0;
 }
 
-// ---- the generator: splitmix64 seeding xoshiro256**
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += GOLDEN);
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-void mm_seqmask_rng_init(mm_seqmask_rng *g, uint64_t seed)
-{
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) g->s[i] = splitmix64(&x);
-}
-
-uint64_t mm_seqmask_rng_next(mm_seqmask_rng *g)
-{
-    uint64_t *s = g->s;
-    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
-}
-
-uint64_t mm_seqmask_rng_below(mm_seqmask_rng *g, uint64_t m)
-{
-    MM_ASSERT(m >= 1);
-    uint64_t t = (0 - m) % m, x;  /* 2^64 mod m: the biased low end */
-    do x = mm_seqmask_rng_next(g); while (x < t);
-    return x % m;
-}
-
 // ---- views
 
 uint64_t mm_seqmask_seed(const char *id, uint64_t base_seed, int64_t view)
@@ -130,7 +92,7 @@ int64_t mm_seqmask_hidden(double ratio, int64_t len)
 }
 
 /* H(R, len) positions hidden by a partial Fisher-Yates over 0..len-1. */
-static void draw_mask(mm_seqmask_rng *g, double ratio, int64_t len, uint8_t *mask)
+static void draw_mask(mm_rng *g, double ratio, int64_t len, uint8_t *mask)
 {
     memset(mask, 0, (size_t)len);
     int64_t h = mm_seqmask_hidden(ratio, len);
@@ -138,7 +100,7 @@ static void draw_mask(mm_seqmask_rng *g, double ratio, int64_t len, uint8_t *mas
     int32_t *p = mm_malloc((size_t)len * sizeof *p);
     for (int64_t i = 0; i < len; i++) p[i] = (int32_t)i;
     for (int64_t i = 0; i < h; i++) {
-        int64_t j = i + (int64_t)mm_seqmask_rng_below(g, (uint64_t)(len - i));
+        int64_t j = i + (int64_t)mm_rng_below(g, (uint64_t)(len - i));
         int32_t t = p[i]; p[i] = p[j]; p[j] = t;
         mask[p[i]] = 1;
     }
@@ -150,10 +112,10 @@ int mm_seqmask_draw(const mm_seqmask_opts *o, uint64_t seed, int64_t n,
 {
     if (mm_seqmask_check(o) != 0) return -1;
     if (block) *block = -1;
-    mm_seqmask_rng g;
-    mm_seqmask_rng_init(&g, seed);
+    mm_rng g;
+    mm_rng_seed(&g, seed);
     if (o->mode == MM_SEQMASK_OMICS) {
-        int64_t b = (int64_t)mm_seqmask_rng_below(&g, (uint64_t)o->blocks);
+        int64_t b = (int64_t)mm_rng_below(&g, (uint64_t)o->blocks);
         if (block) *block = b;
         return 0;
     }
@@ -165,7 +127,7 @@ int mm_seqmask_draw(const mm_seqmask_opts *o, uint64_t seed, int64_t n,
     switch (o->mode) {
     case MM_SEQMASK_CONTIGUOUS: {
         int64_t span = (n > len ? n - len : 0) + 1;
-        int64_t start = (int64_t)mm_seqmask_rng_below(&g, (uint64_t)span);
+        int64_t start = (int64_t)mm_rng_below(&g, (uint64_t)span);
         for (int64_t j = 0; j < len; j++) idx[j] = (int32_t)((start + j) % n);
         break;
     }
@@ -174,14 +136,14 @@ int mm_seqmask_draw(const mm_seqmask_opts *o, uint64_t seed, int64_t n,
             int32_t *q = mm_malloc((size_t)n * sizeof *q);
             for (int64_t i = 0; i < n; i++) q[i] = (int32_t)i;
             for (int64_t i = 0; i < len; i++) {
-                int64_t j = i + (int64_t)mm_seqmask_rng_below(&g, (uint64_t)(n - i));
+                int64_t j = i + (int64_t)mm_rng_below(&g, (uint64_t)(n - i));
                 int32_t t = q[i]; q[i] = q[j]; q[j] = t;
                 idx[i] = q[i];
             }
             free(q);
         } else {
             for (int64_t i = 0; i < len; i++)
-                idx[i] = (int32_t)mm_seqmask_rng_below(&g, (uint64_t)n);
+                idx[i] = (int32_t)mm_rng_below(&g, (uint64_t)n);
         }
         break;
     default: /* random */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <tgmath.h>
 
+#include "mm/rng.h"
 #include "mm/tensor.h"
 
 #ifdef _OPENMP
@@ -1865,11 +1866,8 @@ mm_tensor *mm_tensor_pad(mm_ctx *ctx, mm_tensor *a, int dim, int64_t front,
 double mm_rand_u01(uint64_t seed, uint64_t i)
 {
     /* output i (from 0) of splitmix64 started at SEED */
-    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    z ^= z >> 31;
-    return (double)(z >> 11) * 0x1p-53;
+    uint64_t x = seed + i * UINT64_C(0x9E3779B97F4A7C15);
+    return (double)(mm_splitmix64(&x) >> 11) * 0x1p-53;
 }
 
 /* y = x m + b per element, m and b from the keep mask (torch's formulas):

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "mm/defs.h"
+#include "mm/rng.h"
 #include "mm/tensor.h"
 
 // ---- RAdam -----------------------------------------------------------------
@@ -141,17 +142,10 @@ double mm_sched_lr(const mm_sched *s, int64_t t);
 
 // ---- initialisers ----------------------------------------------------------
 
-/* The generator: xoshiro256** whose four state words are the first four
- * outputs of splitmix64 started at the seed (the same as mm_seqmask_rng).
+/* The generator is mm_rng (mm/rng.h): xoshiro256** seeded by splitmix64.
  *   U      = (next >> 11) * 2^-53, in [0, 1)
  *   normal = Box-Muller on pairs: u1 = 1 - U, u2 = U (drawn in that order),
- *            r = sqrt(-2 ln u1); z0 = r cos(2 pi u2), z1 = r sin(2 pi u2)
- * A value type: copy it to fork a stream, save its words to resume. */
-typedef struct { uint64_t s[4]; } mm_init_rng;
-void mm_init_rng_seed(mm_init_rng *g, uint64_t seed);
-uint64_t mm_init_rng_next(mm_init_rng *g);
-double mm_init_rng_uniform(mm_init_rng *g);
-void mm_init_rng_normal2(mm_init_rng *g, double z[2]);
+ *            r = sqrt(-2 ln u1); z0 = r cos(2 pi u2), z1 = r sin(2 pi u2) */
 
 /* Every initialiser below writes T (F32, F64 or F16, any strides) in its
  * logical order: uniform takes one U per element; the normal ones take
@@ -165,8 +159,8 @@ void mm_init_rng_normal2(mm_init_rng *g, double z[2]);
  * out * receptive (Linear (out, in); Conv2d (out, in/groups, kh, kw)).
  * @return 0, or -1 when ndim < 2. */
 int mm_init_fans(const mm_tensor *t, int64_t *fan_in, int64_t *fan_out);
-int mm_init_uniform(mm_tensor *t, mm_init_rng *g, double lo, double hi);
-int mm_init_normal(mm_tensor *t, mm_init_rng *g, double mean, double std);
+int mm_init_uniform(mm_tensor *t, mm_rng *g, double lo, double hi);
+int mm_init_normal(mm_tensor *t, mm_rng *g, double mean, double std);
 /* N(MEAN, STD) restricted to [A, B] (absolute bounds, as torch's and
  * timm's trunc_normal_(t, mean=0, std=1, a=-2, b=2)): standard normals z
  * from the pair stream, x = mean + std z kept when A <= x <= B. timm's
@@ -174,21 +168,21 @@ int mm_init_normal(mm_tensor *t, mm_init_rng *g, double mean, double std);
  * std, which in effect never rejects (timm's trunc_normal_tf_ instead cuts
  * at A, B standard deviations; pass A = -2 std, B = 2 std for that).
  * Fails when [A, B] holds under 1e-3 of the mass (rejection would crawl). */
-int mm_init_trunc_normal(mm_tensor *t, mm_init_rng *g, double mean,
+int mm_init_trunc_normal(mm_tensor *t, mm_rng *g, double mean,
                          double std, double a, double b);
 /* xavier_uniform: U(-a, a), a = gain sqrt(6 / (fan_in + fan_out));
  * xavier_normal: N(0, gain sqrt(2 / (fan_in + fan_out))). Gain 1 is
  * torch's default (MIRROR's init_weights, CLAM's initialize_weights). */
-int mm_init_xavier_uniform(mm_tensor *t, mm_init_rng *g, double gain);
-int mm_init_xavier_normal(mm_tensor *t, mm_init_rng *g, double gain);
+int mm_init_xavier_uniform(mm_tensor *t, mm_rng *g, double gain);
+int mm_init_xavier_normal(mm_tensor *t, mm_rng *g, double gain);
 /* kaiming_normal: N(0, gain / sqrt(fan)), fan = fan_in or fan_out (MODE).
  * torchvision's ResNet: MM_FAN_OUT with gain sqrt(2) (ReLU). */
 typedef enum { MM_FAN_IN, MM_FAN_OUT } mm_fan_mode;
-int mm_init_kaiming_normal(mm_tensor *t, mm_init_rng *g, mm_fan_mode mode,
+int mm_init_kaiming_normal(mm_tensor *t, mm_rng *g, mm_fan_mode mode,
                            double gain);
 /* SNN's init_max_weights (PORPOISE, Pathomic Fusion): N(0, 1/sqrt(fan_in))
  * for a weight; its bias is zeroed with mm_init_constant(b, 0). */
-int mm_init_snn(mm_tensor *t, mm_init_rng *g);
+int mm_init_snn(mm_tensor *t, mm_rng *g);
 /* Every element V (zeros: 0, ones: 1). No draws. */
 int mm_init_constant(mm_tensor *t, double v);
 

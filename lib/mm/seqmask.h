@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "mm/defs.h"
+#include "mm/rng.h"
 
 typedef enum {
     MM_SEQMASK_CONTIGUOUS, MM_SEQMASK_SAMPLE, MM_SEQMASK_RANDOM, MM_SEQMASK_OMICS
@@ -72,14 +73,6 @@ int mm_seqmask_view(const mm_seqmask_opts *o, const char *id, uint64_t base_seed
 /* The same from the view seed S itself. */
 int mm_seqmask_draw(const mm_seqmask_opts *o, uint64_t seed, int64_t n,
                     int32_t *idx, uint8_t *mask, int64_t *block) MM_RESULT_USED;
-
-// ---- the generator (exposed so other code can check it)
-
-typedef struct { uint64_t s[4]; } mm_seqmask_rng;
-void mm_seqmask_rng_init(mm_seqmask_rng *g, uint64_t seed);
-uint64_t mm_seqmask_rng_next(mm_seqmask_rng *g);
-/* U(m), m >= 1. */
-uint64_t mm_seqmask_rng_below(mm_seqmask_rng *g, uint64_t m);
 
 // ---- gathering rows for views while a sequence streams past once
 

@@ -365,8 +365,8 @@ static void check_moments(const char *what, mm_tensor *t, double mean,
 
 static void test_init(void)
 {
-    mm_init_rng g;
-    mm_init_rng_seed(&g, 0);
+    mm_rng g;
+    mm_rng_seed(&g, 0);
     ok(g.s[0] == UINT64_C(0xE220A8397B1DCDAF), "splitmix64(0) seeds word 0");
     mm_ctx *ctx = mm_ctx_new();
     int64_t conv[4] = {64, 32, 3, 3}, fi, fo;
@@ -383,7 +383,7 @@ static void test_init(void)
     ok(mm_init_fans(v1, &fi, &fo) == -1, "1-D: no fans");
     ok(mm_init_xavier_uniform(v1, &g, 1) == -1, "1-D xavier refused");
 
-    mm_init_rng_seed(&g, 42);
+    mm_rng_seed(&g, 42);
     ok(mm_init_normal(v1, &g, 1, 2) == 0, "normal");
     check_moments("normal(1, 2)", v1, 1, 2);
     mm_init_uniform(v1, &g, -1, 3);
@@ -433,27 +433,27 @@ static void test_init(void)
     /* determinism: same seed, same bits; odd numel uses the pair stream */
     mm_tensor *x1 = mm_tensor_new1(ctx, MM_F32, 1001);
     mm_tensor *x2 = mm_tensor_new1(ctx, MM_F32, 1001);
-    mm_init_rng g1, g2;
-    mm_init_rng_seed(&g1, 7);
-    mm_init_rng_seed(&g2, 7);
+    mm_rng g1, g2;
+    mm_rng_seed(&g1, 7);
+    mm_rng_seed(&g2, 7);
     mm_init_trunc_normal(x1, &g1, 0, 1, -1, 1);
     mm_init_trunc_normal(x2, &g2, 0, 1, -1, 1);
     ok(memcmp(mm_tensor_data(x1), mm_tensor_data(x2), 1001 * sizeof(float)) == 0,
        "same seed: same bits");
     ok(memcmp(&g1, &g2, sizeof g1) == 0, "same draws consumed");
-    mm_init_rng_seed(&g1, 8);
+    mm_rng_seed(&g1, 8);
     mm_init_trunc_normal(x1, &g1, 0, 1, -1, 1);
     ok(memcmp(mm_tensor_data(x1), mm_tensor_data(x2), 1001 * sizeof(float)) != 0,
        "other seed: other bits");
-    mm_init_rng_seed(&g1, 9);
+    mm_rng_seed(&g1, 9);
     mm_init_normal(x1, &g1, 0, 1);
-    mm_init_rng_seed(&g2, 9);
+    mm_rng_seed(&g2, 9);
     double zz[2];
-    mm_init_rng_normal2(&g2, zz);
+    mm_rng_normal2(&g2, zz);
     ok(mm_tensor_get1(x1, 0) == (float)zz[0] && mm_tensor_get1(x1, 1) == (float)zz[1],
        "normal fill = z0, z1 of the pair stream");
-    mm_init_rng_seed(&g2, 9);
-    for (int i = 0; i < 1002; i++) mm_init_rng_next(&g2);
+    mm_rng_seed(&g2, 9);
+    for (int i = 0; i < 1002; i++) mm_rng_next(&g2);
     ok(memcmp(&g1, &g2, sizeof g1) == 0, "1001 normals cost 1002 draws");
     mm_ctx_free(ctx);
 }
