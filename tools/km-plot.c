@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mm/io.h"
 #include "mm/plot.h"
 #include "mm/stream.h"
 #include "mm/survival.h"
@@ -217,17 +218,24 @@ static int cmp_gkey(const void *a, const void *b)
     return c ? c : (i > j) - (i < j);
 }
 
+/* BUF into PATH through mm_io: a temporary name renamed on success */
+static void write_file(const char *path, const char *buf, size_t n)
+{
+    mm_io *io = mm_io_open(path, "w");
+    if (!io) mm_die("%s", mm_strerror());
+    if (mm_io_write(io, buf, n) != 0) {
+        fprintf(stderr, "%s: %s\n", mm_prog, mm_io_error(io));
+        mm_io_discard(io);
+        exit(MM_EXIT_FAIL);
+    }
+    if (mm_io_close(io) != 0) mm_die("%s", mm_strerror());
+}
+
 static void write_tsv(const char *path, mm_km *km, char **names, int ng)
 {
-    size_t n = strlen(path) + 16;
-    char *tmp = mm_malloc(n);
-    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    mode_t um = umask(0);
-    umask(um);
-    FILE *fp;
-    if (fd < 0 || fchmod(fd, 0666 & ~um) != 0 || !(fp = fdopen(fd, "w")))
-        mm_die_errno("%s: cannot create", path);
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *fp = open_memstream(&buf, &n);
     fprintf(fp, "group\ttime\tn.risk\tn.event\tn.censor\tsurv\tstd.err\tstd.err.logS\tlower\tupper\n");
     for (int g = 0; g < ng; g++)
         for (size_t i = 0; i < km[g].nrows; i++) {
@@ -236,35 +244,15 @@ static void write_tsv(const char *path, mm_km *km, char **names, int ng)
                     names[g], r->time, r->n_risk, r->n_event, r->n_censor, r->surv,
                     r->std_err, r->std_err_logS, r->lower, r->upper);
         }
-    if (fclose(fp) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        mm_die_errno("%s: cannot write", path);
-    }
-    free(tmp);
+    fclose(fp);
+    write_file(path, buf, n);
+    free(buf);
 }
 
 static int ends_with(const char *s, const char *suf)
 {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && strcasecmp(s + a - b, suf) == 0;
-}
-
-static void write_file(const char *path, const char *buf, size_t n)
-{
-    size_t pn = strlen(path) + 16;
-    char *tmp = mm_malloc(pn);
-    snprintf(tmp, pn, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    mode_t um = umask(0);
-    umask(um);
-    FILE *fp;
-    if (fd < 0 || fchmod(fd, 0666 & ~um) != 0 || !(fp = fdopen(fd, "w")))
-        mm_die_errno("%s: cannot create", path);
-    if (fwrite(buf, 1, n, fp) != n || fclose(fp) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        mm_die_errno("%s: cannot write", path);
-    }
-    free(tmp);
 }
 
 static void print_num(const char *key, double x)

@@ -132,18 +132,8 @@ static int cmd_cat(int argc, char **argv, int head)
         }
     }
     need_input(argc - optind, u);
-    FILE *out = stdout;
-    char *tmp = NULL;
-    if (outpath) {
-        size_t n = strlen(outpath) + 16;
-        tmp = mm_malloc(n);
-        snprintf(tmp, n, "%s.tmp.XXXXXX", outpath);
-        int fd = mkstemp(tmp);
-        mode_t um = umask(0);
-        umask(um);
-        if (fd < 0 || fchmod(fd, 0666 & ~um) != 0 || !(out = fdopen(fd, "w")))
-            mm_die_errno("%s: cannot create", outpath);
-    }
+    mm_out *o = outpath ? mm_out_open(outpath) : NULL;
+    FILE *out = o ? mm_out_fp(o) : stdout;
     int bad = 0;
     if (optind == argc) {
         bad = dump("-", out, flags, records_only, limit, &printed);
@@ -151,16 +141,7 @@ static int cmd_cat(int argc, char **argv, int head)
         for (int i = optind; i < argc && printed < limit; i++)
             bad |= dump(argv[i], out, flags, records_only, limit, &printed);
     }
-    if (outpath) {
-        if (fclose(out) != 0 || bad) {
-            unlink(tmp);
-            if (!bad) mm_die_errno("%s: write error", outpath);
-        } else if (rename(tmp, outpath) != 0) {
-            unlink(tmp);
-            mm_die_errno("%s: cannot rename into place", outpath);
-        }
-        free(tmp);
-    }
+    if (o && mm_out_close(o, !bad) != 0 && !bad) mm_die("%s", mm_strerror());
     return bad ? MM_EXIT_FAIL : 0;
 }
 

@@ -203,6 +203,44 @@ char **mm_argv_provenance(int argc, char **argv, const char *optstring,
     return out;
 }
 
+struct mm_out {
+    FILE *fp;
+    mm_io *io;
+    int failed;
+};
+
+static ssize_t out_write(void *cookie, const char *buf, size_t n)
+{
+    mm_out *o = cookie;
+    if (mm_io_write(o->io, buf, n) != 0) {
+        o->failed = 1;
+        return -1;
+    }
+    return (ssize_t)n;
+}
+
+mm_out *mm_out_open(const char *path)
+{
+    mm_out *o = mm_calloc(1, sizeof *o);
+    if (!(o->io = mm_io_open(path, "w"))) mm_die("%s", mm_strerror());
+    o->fp = fopencookie(o, "w", (cookie_io_functions_t){.write = out_write});
+    MM_ASSERT(o->fp);
+    return o;
+}
+
+FILE *mm_out_fp(mm_out *o) { return o->fp; }
+
+int mm_out_close(mm_out *o, int keep)
+{
+    int ret = fclose(o->fp) != 0 || o->failed ? -1 : 0;
+    if (ret != 0 && !mm_io_error(o->io)[0]) mm__set_error("%s: write error", mm_io_name(o->io));
+    else if (ret != 0) mm__set_error("%s", mm_io_error(o->io));
+    if (ret == 0 && keep) ret = mm_io_close(o->io);
+    else mm_io_discard(o->io);
+    free(o);
+    return ret;
+}
+
 int mm_tool_exit(int ret)
 {
     if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {

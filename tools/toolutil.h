@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "mm/defs.h"
+#include "mm/io.h"
 
 /* Exit codes: 0 ok, 1 failure or bad input, 2 bad usage. */
 enum { MM_EXIT_OK = 0, MM_EXIT_FAIL = 1, MM_EXIT_USAGE = 2 };
@@ -61,6 +62,16 @@ void mm_refuse_tty(const char *path);
  * array (free it with free()); *N gets its length. */
 char **mm_argv_provenance(int argc, char **argv, const char *optstring,
                           const struct option *lopts, int *n);
+
+/* A text output FILE * that writes PATH through mm_io (a temporary name,
+ * renamed into place by mm_out_close with KEEP = 1; removed with KEEP = 0).
+ * Exits 1 with a one-line error when PATH cannot be created. */
+typedef struct mm_out mm_out;
+mm_out *mm_out_open(const char *path);
+FILE *mm_out_fp(mm_out *o);
+/* @return 0, or -1 with the reason in mm_strerror() (the output is then
+ * removed). Frees O. */
+int mm_out_close(mm_out *o, int keep);
 
 /* Check and close stdout; @return RET, or 1 when stdout failed. */
 int mm_tool_exit(int ret);
