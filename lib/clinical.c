@@ -30,16 +30,6 @@ static void push(mm_clin_data *d, size_t *cap, const char *id, const char *label
     d->n++;
 }
 
-static int is_zstd(const char *path)
-{
-    unsigned char m[4] = {0};
-    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : NULL;
-    if (!fp) return 0;
-    size_t k = fread(m, 1, 4, fp);
-    fclose(fp);
-    return k == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd;
-}
-
 static int load_stream(const char *path, mm_clin_data *d)
 {
     mm_stream *s = mm_stream_open(path, "r");
@@ -77,7 +67,7 @@ static int load_stream(const char *path, mm_clin_data *d)
 int mm_clin_load(const char *path, const mm_colopts *o, mm_clin_data *out)
 {
     memset(out, 0, sizeof *out);
-    if (is_zstd(path)) {
+    if (mm_stream_sniff(path)) {
         if (load_stream(path, out) != 0) {
             mm_clin_data_free(out);
             return -1;

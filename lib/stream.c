@@ -88,6 +88,16 @@ mm_stream *mm_stream_open_mem(const void *buf, size_t n, const char *name)
 
 // ---------------------------------------------------------------- reading
 
+int mm_stream_sniff(const char *path)
+{
+    unsigned char m[4] = {0};
+    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : NULL;
+    if (!fp) return 0;
+    size_t k = fread(m, 1, 4, fp);
+    fclose(fp);
+    return k == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd;
+}
+
 /* Read the next msgpack object into R. @return 0, -1 at a clean end of
  * input (no byte left), < -1 on error. */
 static int next_obj(mm_stream *s, mm_rec *r)

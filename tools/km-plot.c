@@ -82,17 +82,6 @@ static void cohort_push(cohort *c, double t, int e, double risk, const char *g)
     c->n++;
 }
 
-static int is_stream(const char *path)
-{
-    if (strcmp(path, "-") == 0) return 0;
-    FILE *fp = fopen(path, "rb");
-    unsigned char m[4] = {0};
-    if (!fp) return 0;
-    size_t k = fread(m, 1, 4, fp);
-    fclose(fp);
-    return k == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd;
-}
-
 static void val_text(const mm_val *v, char *buf, size_t n)
 {
     double x;
@@ -374,7 +363,7 @@ int main(int argc, char **argv)
     cohort co_ = {0};
     size_t skipped = 0;
     char note[256] = "";
-    if (is_stream(in)) read_stream(in, group_col, risk_col, fold, &co_, &skipped);
+    if (mm_stream_sniff(in)) read_stream(in, group_col, risk_col, fold, &co_, &skipped);
     else read_table(in, &co, group_col, risk_col, &co_, &skipped, note, sizeof note);
     if (note[0]) mm_note(2, "%s", note);
     if (skipped) mm_warn("%s: %zu subjects skipped (missing time, event or risk)", in, skipped);

@@ -34,6 +34,11 @@ mm_stream *mm_stream_open_mem(const void *buf, size_t n, const char *name);
 
 // ---- reading
 
+/* 1 when the file at PATH starts with a zstd frame (an mpk stream, or
+ * something that will fail as one); 0 for "-", unreadable or other files.
+ * For tools that take a stream or a table as the same argument. */
+int mm_stream_sniff(const char *path);
+
 /* Move to the next segment and read its header (skipping what is left of
  * the current one, checked as it is skipped).
  * @return 0 a segment, -1 the end of the stream, < -1 an error. A stream
