@@ -472,6 +472,12 @@ static void make_scene(scene *sc, const opts *o, const patient *p, slide *s, uin
         }
         float h = (float)(hn * exp(0.12 * normal(&g)));
         if (field_at(sc, x, y) <= 1) continue;
+        int in_lumen = 0;  /* a lumen is empty: no nucleus whose centre is in one */
+        for (size_t i = 0; i < sc->nlum && !in_lumen; i++) {
+            float dx = x - sc->lum[i].x, dy = y - sc->lum[i].y;
+            in_lumen = dx * dx + dy * dy < sc->lum[i].r * sc->lum[i].r;
+        }
+        if (in_lumen) continue;
         sc->nuc[sc->nnuc++] = (nucleus){x, y, a, b, cosf(ang), sinf(ang), h};
         if (a > sc->max_r) sc->max_r = a;
     }
