@@ -13,10 +13,12 @@ if ! command -v groff >/dev/null 2>&1; then
 fi
 
 PAGES="mpk.1 km-plot.1 rna-select.1 mmpath-stream.5 mmpath.7"
+PAGES="$PAGES mm-synth.1"
 COMMANDS="cat head info verify pack"
 mpk1=$top_srcdir/man/mpk.1.in
 kmplot1=$top_srcdir/man/km-plot.1.in
 rnasel1=$top_srcdir/man/rna-select.1.in
+mmsynth1=$top_srcdir/man/mm-synth.1.in
 
 # groff text -> what a reader types: \- \e \(dq \(aq \% \&
 unescape() {
@@ -40,7 +42,7 @@ awk -v dir="$T_DIR/cmd" '
         cont = /\\e$/
         if (!cont) close(f)
     }
-' "$mpk1" "$kmplot1" "$rnasel1"
+' "$mpk1" "$kmplot1" "$rnasel1" "$mmsynth1"
 nex=0
 for f in "$T_DIR"/cmd/*; do
     [ -e "$f" ] || continue
@@ -48,7 +50,7 @@ for f in "$T_DIR"/cmd/*; do
     nex=$((nex + 1))
 done
 
-plan $(( $(echo $PAGES | wc -w) + 3 + $(echo $COMMANDS | wc -w) + nex ))
+plan $(( $(echo $PAGES | wc -w) + 4 + $(echo $COMMANDS | wc -w) + nex ))
 
 # ---- lint
 for p in $PAGES; do
@@ -92,6 +94,13 @@ for o in $(grep -o -e '--[a-zA-Z][a-z0-9-]*' "$T_DIR/usage" | sort -u); do
     grep -Eq -e "$o([^a-z-]|\$)" "$T_DIR/rna-select.1.txt" || missing="$missing $o"
 done
 is "${missing# }" "" "rna-select(1) names every long option of rna-select --help"
+unescape "$mmsynth1" >"$T_DIR/mm-synth.1.txt"
+mm-synth --help >"$T_DIR/usage" 2>&1
+missing=
+for o in $(grep -o -e '--[a-z][a-z0-9-]*' "$T_DIR/usage" | sort -u); do
+    grep -Eq -e "$o([^a-z0-9-]|\$)" "$T_DIR/mm-synth.1.txt" || missing="$missing $o"
+done
+is "${missing# }" "" "mm-synth(1) names every long option of mm-synth --help"
 for c in $COMMANDS; do
     mpk "$c" --help >"$T_DIR/usage" 2>&1
     check_opts "mpk $c --help"
