@@ -166,7 +166,13 @@ int mm_model_cfg_format(const mm_model_cfg *c, char *buf, size_t len)
         char val[160];
         switch (k->type) {
         case K_INT: snprintf(val, sizeof val, "%d", *(const int *)f); break;
-        case K_DBL: snprintf(val, sizeof val, "%.17g", *(const double *)f); break;
+        case K_DBL: {
+            /* the shortest of %.15g / %.17g that reads back exactly */
+            double d = *(const double *)f;
+            snprintf(val, sizeof val, "%.15g", d);
+            if (strtod(val, NULL) != d) snprintf(val, sizeof val, "%.17g", d);
+            break;
+        }
         case K_KIND: snprintf(val, sizeof val, "%s", mm_model_kind_name(c->kind)); break;
         case K_HEAD: snprintf(val, sizeof val, "%s", mm_head_kind_name(c->head)); break;
         case K_LIST: {

@@ -197,8 +197,10 @@ enum {
     MM_MIL_SITE_ATT_B = 3,   /* sigmoid branch (N, A) */
     MM_MIL_SITE_RHO = 4,     /* abmil+snn rho (1, A) */
     MM_MIL_SITE_OMIC = 8,    /* + I: AlphaDropout of fc_omic.I (1, hidden) */
-    MM_MIL_SITE_LAYER = 16   /* + L (0, 1): TransMIL layerL+1's attention
-                              * output after the slice (1, n + 1, H) */
+    MM_MIL_SITE_LAYER = 16   /* + L (0, 1): TransMIL layer{L+1}'s attention
+                              * output (1, 1 + side^2, H) after Nystrom's
+                              * slice: the same mask law as torch's Dropout
+                              * inside to_out, whose pad rows are dropped */
 };
 /* x = SEED + (SITE + 1) * 0xD1B54A32D192ED03 (mod 2^64); one splitmix64
  * step of x. */

@@ -732,6 +732,40 @@ done:
     mm_params_free(p);
 }
 
+/* pad_bug reaches both TransLayers: <= 0.0.9's out[:, :n] keeps the front
+ * pad rows, so with 10 patches (17 tokens, 7 pad rows) the output moves. */
+static void test_pad_bug(void)
+{
+    double v[2] = {0, 0};
+    int good = 1;
+    for (int bug = 0; bug < 2; bug++) {
+        mm_model_cfg c;
+        mm_model_cfg_defaults(&c, MM_MODEL_TRANSMIL);
+        c.in_dim = 12;
+        c.hidden = 16;
+        c.landmarks = 8;
+        c.pad_bug = bug;
+        mm_params *p = mm_params_new(MM_F64);
+        mm_model *m = mm_model_new(&c, p);
+        mm_ctx *ctx = mm_ctx_new();
+        mm_rng g;
+        mm_rng_seed(&g, 4);
+        mm_tensor *x = mm_tensor_new2(ctx, MM_F64, 10, 12);
+        double *d = mm_tensor_data(x);
+        for (int i = 0; i < 120; i += 2) mm_rng_normal2(&g, d + i);
+        mm_model_input in = {x, NULL, 0, 0};
+        mm_model_output out;
+        good &= m && mm_params_alloc(p) == 0 && mm_model_init(m, 8) == 0 &&
+                mm_model_forward(ctx, m, &in, &out) == 0;
+        if (good) v[bug] = mm_tensor_get1(out.out, 0);
+        mm_ctx_free(ctx);
+        mm_model_free(m);
+        mm_params_free(p);
+    }
+    ok(good && fabs(v[0] - v[1]) > 1e-6, "transmil pad_bug changes the output (%.9g vs %.9g)",
+       v[0], v[1]);
+}
+
 int main(void)
 {
     const char *top = getenv("top_srcdir");
@@ -747,6 +781,7 @@ int main(void)
     test_init();
     for (int k = 0; k < MM_MODEL_COUNT; k++)
         for (int h = 0; h < MM_HEAD_COUNT; h++) test_flow((mm_model_kind)k, (mm_head_kind)h);
+    test_pad_bug();
     test_learn_abmil();
     test_learn_snn_cox();
     return done_testing();
