@@ -53,6 +53,7 @@
 #include <stdint.h>
 
 #include "mm/defs.h"
+#include "mm/safetensors.h"
 #include "mm/tensor.h"
 
 typedef enum {
@@ -158,6 +159,13 @@ int mm_model_n_out(const mm_model *m);
  *   linear      N(0, probe_std) weight, zero bias (MIRROR's probe)
  * @return 0, or -1 (P not allocated) with mm_strerror(). */
 int mm_model_init(mm_model *m, uint64_t seed) MM_RESULT_USED;
+
+/* Load every parameter from ST by its name (the state_dict keys above),
+ * checking shapes, converting dtypes (mm_st_read); tensors of ST that are
+ * not parameters (optimizer state, other heads) are ignored.
+ * @return 0, or -1 (P not allocated, a parameter missing or misshapen)
+ * with the reason in mm_strerror(). */
+int mm_model_load(mm_model *m, mm_st *st) MM_RESULT_USED;
 
 /* One bag. X: the patient's patch features (N, in_dim), N >= 1, every
  * slide's rows stacked; OMIC: (omic_dim) or (1, omic_dim). Each must be
