@@ -13,7 +13,7 @@
  *   if (!m || mm_params_alloc(p) || mm_model_init(m, seed)) fail(mm_strerror());
  *   mm_model_input in = {.x = feats, .train = 1, .seed = step_seed};
  *   mm_model_output out;
- *   if (mm_model_forward(ctx, m, &in, &out)) fail(mm_ctx_error(ctx));
+ *   if (mm_model_forward(ctx, m, &in, &out)) fail(mm_strerror());
  *   loss = mm_tensor_cross_entropy(ctx, out.out, labels, 0.1);
  *
  * A checkpoint is the safetensors of mm_params_named(p): the parameter
@@ -38,6 +38,17 @@
  *             first in that Sequential; rho.0.*; fc_omic.I.0.*; mm.0.* and
  *             mm.2.*; classifier_mm.*
  *   linear    classifier.*
+ *
+ * The fusion variant (METHODS.md section 6, PORPOISE MMF with fusion
+ * 'concat', chosen over its gated bilinear default for the baseline the
+ * issue names): x -> Dropout(dropinput) -> the abmil pooling -> rho =
+ * Dropout(ReLU(Linear(H -> A))); omics -> SNN blocks; concat [path, omic]
+ * -> ReLU(Linear(A + last omic width -> A)) -> ReLU(Linear(A -> A)) ->
+ * classifier_mm. The linear probe reads the mean of the patch features
+ * and/or the omics vector, concatenated in that order.
+ * Not here: PorpoiseMMF's bilinear and low-rank fusions, CLAM's instance
+ * clustering branch, MIRROR's hybrid TransMIL (slices the duplicated pad
+ * tokens), TANGLE's ABMIL variant (B5), raw (pre-softmax) attention.
  *
  * Dropout. Training mode (TRAIN 1) draws every dropout mask from the counter
  * RNG of mm_tensor_dropout with a seed per site, mm_model_site_seed(SEED,
