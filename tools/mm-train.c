@@ -567,7 +567,7 @@ int main(int argc, char **argv)
 
     mt_cohort co;
     mt_cohort_load(&a.in, &co);
-    mm_note(2, "%d patients%s%s", co.np, co.dim ? ", patch features" : "", co.omic_dim ? ", omics" : "");
+    mm_note(3, "%d patients%s%s", co.np, co.dim ? ", patch features" : "", co.omic_dim ? ", omics" : "");
     int *role = mm_malloc((size_t)co.np * sizeof(int));
     int ret = 0;
 
