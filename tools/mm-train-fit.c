@@ -861,10 +861,14 @@ void mt_fit(const mt_cohort *c, const mt_opts *o_in, const mm_model_cfg *mc_in,
             if (cox) {
                 int nev = 0;
                 for (int i = g0; i < g1; i++) nev += c->p[order[i]].event == 1;
-                if (gn < 2 || nev == 0)
-                    mm_die("%sepoch %d step %d: a Cox group of %d patient%s with %s: the partial "
+                if (gn < 2)
+                    mm_die("%sepoch %d step %d: a Cox group of one patient: the partial likelihood "
+                           "is undefined (raise batch x accum, now %d, or use loss = nll)", tag, epoch,
+                           s + 1, G);
+                if (nev == 0)
+                    mm_die("%sepoch %d step %d: a Cox group of %d patients with no event: the partial "
                            "likelihood is undefined (raise batch x accum, now %d, or use loss = nll)",
-                           tag, epoch, s + 1, gn, gn == 1 ? "" : "s", nev ? "one patient" : "no event", G);
+                           tag, epoch, s + 1, gn, G);
                 mm_ctx_reset(ctx);
                 mm_tensor **outs = mm_malloc((size_t)gn * sizeof(mm_tensor *));
                 for (int i = 0; i < gn; i++) {

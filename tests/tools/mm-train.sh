@@ -21,7 +21,7 @@ set -e
 cd "$T_DIR"
 MK=$top_builddir/tests/unit/mkfeatures
 export MMPATH_DATADIR=$top_srcdir/share/mmpath OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-plan 37
+plan 38
 
 run "$MK" c 160 8 8 11
 is "$rc" 0 "mkfeatures: a synthetic cohort"
@@ -125,10 +125,11 @@ awk -F'\t' 'BEGIN { OFS = "\t" } NR > 1 { $4 = (NR == 2) } { print }' c/clinical
 run mm-train train --omics c/omics.mpk --clinical oneevent.tsv --model snn --task survival --loss cox \
     --batch 8 --accum 1 --epochs 1 -o coxbad
 is "$rc" 1 "a Cox group without an event: exit 1"
-like "$err" 'a Cox group of 8 patients with no event: the partial likelihood is undefined' "the message says why"
+like "$err" "a Cox group of 8 patients with no event: the partial likelihood is undefined" "the message says why"
 run mm-train train --omics c/omics.mpk --clinical c/clinical.tsv --model snn --task survival --loss cox \
     --batch 1 --accum 1 --epochs 1 -o coxone
 is "$rc" 1 "a Cox group of one patient: exit 1"
+like "$err" "a Cox group of one patient: the partial likelihood is undefined" "the message says why"
 
 # ---- a missing modality is reported by id
 mkdir s2 && cp c/slides/*.mpk s2/ && rm s2/TCGA-SY-0002-01Z-00-DX1.mpk
