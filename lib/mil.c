@@ -15,6 +15,7 @@
 #include "mm/nn.h"
 #include "mm/optim.h"
 #include "mm/rng.h"
+#include "mm/safetensors.h"
 
 // ---- names -----------------------------------------------------------------
 
@@ -166,7 +167,13 @@ int mm_model_cfg_format(const mm_model_cfg *c, char *buf, size_t len)
         char val[160];
         switch (k->type) {
         case K_INT: snprintf(val, sizeof val, "%d", *(const int *)f); break;
-        case K_DBL: snprintf(val, sizeof val, "%.17g", *(const double *)f); break;
+        case K_DBL: {
+            /* the shortest of %.15g / %.17g that reads back exactly */
+            double d = *(const double *)f;
+            snprintf(val, sizeof val, "%.15g", d);
+            if (strtod(val, NULL) != d) snprintf(val, sizeof val, "%.17g", d);
+            break;
+        }
         case K_KIND: snprintf(val, sizeof val, "%s", mm_model_kind_name(c->kind)); break;
         case K_HEAD: snprintf(val, sizeof val, "%s", mm_head_kind_name(c->head)); break;
         case K_LIST: {
@@ -485,6 +492,25 @@ int mm_model_init(mm_model *m, uint64_t seed)
     return 0;
 }
 
+int mm_model_load(mm_model *m, mm_st *st)
+{
+    for (int i = 0; i < mm_params_count(m->p); i++) {
+        mm_tensor *t = mm_params_get(m->p, i);
+        int64_t shape[MM_MAX_DIMS];
+        int nd = mm_tensor_ndim(t);
+        for (int d = 0; d < nd; d++) shape[d] = mm_tensor_dim(t, d);
+        void *dst = mm_tensor_data(t);
+        if (!dst) {
+            mm__set_error("model load: parameters not allocated (mm_params_alloc)");
+            return -1;
+        }
+        if (mm_st_read(st, mm_params_name(m->p, i), mm_tensor_dtype(t), nd, shape,
+                       dst))
+            return -1; /* mm_st_read set mm_strerror() */
+    }
+    return 0;
+}
+
 // ---- forward ---------------------------------------------------------------
 
 uint64_t mm_model_site_seed(uint64_t seed, int site)
@@ -608,10 +634,9 @@ static mm_tensor *transmil(mm_ctx *ctx, const mm_model *m, mm_tensor *x,
     return mm_tensor_reshape(ctx, h, 2, (int64_t[]){1, c});
 }
 
-static int check_input(mm_ctx *ctx, const char *what, mm_tensor *t, int want,
-                       int dim, mm_dtype dt, int bag)
+static int check_input(const char *what, mm_tensor *t, int want, int dim,
+                       mm_dtype dt, int bag)
 {
-    (void)ctx;
     if (!want) {
         if (t) {
             mm__set_error("model: %s given to a model that reads none", what);
@@ -646,8 +671,8 @@ int mm_model_forward(mm_ctx *ctx, const mm_model *m, const mm_model_input *in,
     const mm_model_cfg *c = &m->cfg;
     memset(out, 0, sizeof *out);
     mm_dtype dt = mm_tensor_dtype(m->head.w);
-    if (check_input(ctx, "patch", in->x, c->in_dim > 0, c->in_dim, dt, 1) ||
-        check_input(ctx, "omics", in->omic, c->omic_dim > 0, c->omic_dim, dt, 0))
+    if (check_input("patch", in->x, c->in_dim > 0, c->in_dim, dt, 1) ||
+        check_input("omics", in->omic, c->omic_dim > 0, c->omic_dim, dt, 0))
         return -1;
     mm_tensor *omic = in->omic
                           ? mm_tensor_reshape(ctx, in->omic, 2,

@@ -13,7 +13,7 @@
  *   if (!m || mm_params_alloc(p) || mm_model_init(m, seed)) fail(mm_strerror());
  *   mm_model_input in = {.x = feats, .train = 1, .seed = step_seed};
  *   mm_model_output out;
- *   if (mm_model_forward(ctx, m, &in, &out)) fail(mm_ctx_error(ctx));
+ *   if (mm_model_forward(ctx, m, &in, &out)) fail(mm_strerror());
  *   loss = mm_tensor_cross_entropy(ctx, out.out, labels, 0.1);
  *
  * A checkpoint is the safetensors of mm_params_named(p): the parameter
@@ -39,6 +39,17 @@
  *             mm.2.*; classifier_mm.*
  *   linear    classifier.*
  *
+ * The fusion variant (METHODS.md section 6, PORPOISE MMF with fusion
+ * 'concat', chosen over its gated bilinear default for the baseline the
+ * issue names): x -> Dropout(dropinput) -> the abmil pooling -> rho =
+ * Dropout(ReLU(Linear(H -> A))); omics -> SNN blocks; concat [path, omic]
+ * -> ReLU(Linear(A + last omic width -> A)) -> ReLU(Linear(A -> A)) ->
+ * classifier_mm. The linear probe reads the mean of the patch features
+ * and/or the omics vector, concatenated in that order.
+ * Not here: PorpoiseMMF's bilinear and low-rank fusions, CLAM's instance
+ * clustering branch, MIRROR's hybrid TransMIL (slices the duplicated pad
+ * tokens), TANGLE's ABMIL variant (B5), raw (pre-softmax) attention.
+ *
  * Dropout. Training mode (TRAIN 1) draws every dropout mask from the counter
  * RNG of mm_tensor_dropout with a seed per site, mm_model_site_seed(SEED,
  * SITE), so a forward is a pure function of the weights, the inputs and
@@ -53,6 +64,7 @@
 #include <stdint.h>
 
 #include "mm/defs.h"
+#include "mm/safetensors.h"
 #include "mm/tensor.h"
 
 typedef enum {
@@ -159,6 +171,13 @@ int mm_model_n_out(const mm_model *m);
  * @return 0, or -1 (P not allocated) with mm_strerror(). */
 int mm_model_init(mm_model *m, uint64_t seed) MM_RESULT_USED;
 
+/* Load every parameter from ST by its name (the state_dict keys above),
+ * checking shapes, converting dtypes (mm_st_read); tensors of ST that are
+ * not parameters (optimizer state, other heads) are ignored.
+ * @return 0, or -1 (P not allocated, a parameter missing or misshapen)
+ * with the reason in mm_strerror(). */
+int mm_model_load(mm_model *m, mm_st *st) MM_RESULT_USED;
+
 /* One bag. X: the patient's patch features (N, in_dim), N >= 1, every
  * slide's rows stacked; OMIC: (omic_dim) or (1, omic_dim). Each must be
  * given exactly when the model reads it (in_dim / omic_dim > 0); the dtype
@@ -197,8 +216,10 @@ enum {
     MM_MIL_SITE_ATT_B = 3,   /* sigmoid branch (N, A) */
     MM_MIL_SITE_RHO = 4,     /* abmil+snn rho (1, A) */
     MM_MIL_SITE_OMIC = 8,    /* + I: AlphaDropout of fc_omic.I (1, hidden) */
-    MM_MIL_SITE_LAYER = 16   /* + L (0, 1): TransMIL layerL+1's attention
-                              * output after the slice (1, n + 1, H) */
+    MM_MIL_SITE_LAYER = 16   /* + L (0, 1): TransMIL layer{L+1}'s attention
+                              * output (1, 1 + side^2, H) after Nystrom's
+                              * slice: the same mask law as torch's Dropout
+                              * inside to_out, whose pad rows are dropped */
 };
 /* x = SEED + (SITE + 1) * 0xD1B54A32D192ED03 (mod 2^64); one splitmix64
  * step of x. */

@@ -149,18 +149,8 @@ static void run_fixture(const char *path, mm_dtype dt)
         return;
     }
     /* the parameters are the fixture's state_dict: same names, same shapes */
-    int found = 0, bad = 0;
-    for (int i = 0; i < mm_params_count(p); i++) {
-        mm_tensor *t = mm_params_get(p, i);
-        int64_t n;
-        double *v = st_get(st, mm_params_name(p, i), &n, NULL, NULL);
-        if (v && n == mm_tensor_numel(t) && mm_tensor_set_f64(t, v, n) == 0) found++;
-        else {
-            bad++;
-            diag("%s: not in the fixture or wrong size", mm_params_name(p, i));
-        }
-        free(v);
-    }
+    int found = mm_model_load(m, st) == 0 ? mm_params_count(p) : 0, bad = !found;
+    if (bad) diag("%s", mm_strerror());
     int in_file = 0;
     for (int i = 0; i < mm_st_count(st); i++) {
         const char *k = mm_st_name(st, i);
@@ -239,6 +229,13 @@ static void test_config(void)
     is_int(mm_model_kind_from_name("clam"), -1, "unknown model name");
     is_int(mm_head_kind_from_name("cox"), MM_HEAD_COX, "head name cox");
 
+    /* risk = -sum S_t: logits 0 give h 1/2, S = 1/2, 1/4, 1/8, 1/16 */
+    is_close(mm_surv_risk((double[]){0, 0, 0, 0}, 4), -0.9375, 1e-15,
+             "surv risk of zero logits");
+    ok(mm_surv_risk((double[]){1, 0, 0, 0}, 4) > -0.9375 &&
+       mm_surv_risk((double[]){0, 0, 0, -1}, 4) < -0.9375,
+       "surv risk rises with the hazards");
+
     mm_model_cfg a, b;
     mm_model_cfg_defaults(&a, MM_MODEL_SNN);
     ok(a.n_omic_layers == 4 && a.omic_hidden[3] == 256 && a.in_dim == 0 &&
@@ -315,6 +312,24 @@ static void test_config(void)
     }
     mm_model_free(m);
     mm_params_free(p);
+
+    /* loading another model's weights fails and names the tensor */
+    char path[4096];
+    const char *top = getenv("top_srcdir");
+    snprintf(path, sizeof path, "%s/tests/fixtures/mil/snn.safetensors", top ? top : ".");
+    mm_st *st = mm_st_open(path);
+    p = mm_params_new(MM_F32);
+    mm_model_cfg_defaults(&a, MM_MODEL_SNN);
+    a.omic_dim = 24;
+    a.head = MM_HEAD_COX;
+    mm_model_cfg_set(&a, "omic_hidden", "16,16,16,16,16");
+    m = mm_model_new(&a, p);
+    ok(st && m && mm_params_alloc(p) == 0 && mm_model_load(m, st) != 0,
+       "load: a checkpoint with fewer layers refused");
+    like(mm_strerror(), "no tensor 'fc_omic.4.0.weight'", "the message names the tensor");
+    mm_model_free(m);
+    mm_params_free(p);
+    mm_st_close(st);
 }
 
 // ---- init, gradient flow, determinism --------------------------------------
@@ -732,6 +747,40 @@ done:
     mm_params_free(p);
 }
 
+/* pad_bug reaches both TransLayers: <= 0.0.9's out[:, :n] keeps the front
+ * pad rows, so with 10 patches (17 tokens, 7 pad rows) the output moves. */
+static void test_pad_bug(void)
+{
+    double v[2] = {0, 0};
+    int good = 1;
+    for (int bug = 0; bug < 2; bug++) {
+        mm_model_cfg c;
+        mm_model_cfg_defaults(&c, MM_MODEL_TRANSMIL);
+        c.in_dim = 12;
+        c.hidden = 16;
+        c.landmarks = 8;
+        c.pad_bug = bug;
+        mm_params *p = mm_params_new(MM_F64);
+        mm_model *m = mm_model_new(&c, p);
+        mm_ctx *ctx = mm_ctx_new();
+        mm_rng g;
+        mm_rng_seed(&g, 4);
+        mm_tensor *x = mm_tensor_new2(ctx, MM_F64, 10, 12);
+        double *d = mm_tensor_data(x);
+        for (int i = 0; i < 120; i += 2) mm_rng_normal2(&g, d + i);
+        mm_model_input in = {x, NULL, 0, 0};
+        mm_model_output out;
+        good &= m && mm_params_alloc(p) == 0 && mm_model_init(m, 8) == 0 &&
+                mm_model_forward(ctx, m, &in, &out) == 0;
+        if (good) v[bug] = mm_tensor_get1(out.out, 0);
+        mm_ctx_free(ctx);
+        mm_model_free(m);
+        mm_params_free(p);
+    }
+    ok(good && fabs(v[0] - v[1]) > 1e-6, "transmil pad_bug changes the output (%.9g vs %.9g)",
+       v[0], v[1]);
+}
+
 int main(void)
 {
     const char *top = getenv("top_srcdir");
@@ -747,6 +796,7 @@ int main(void)
     test_init();
     for (int k = 0; k < MM_MODEL_COUNT; k++)
         for (int h = 0; h < MM_HEAD_COUNT; h++) test_flow((mm_model_kind)k, (mm_head_kind)h);
+    test_pad_bug();
     test_learn_abmil();
     test_learn_snn_cox();
     return done_testing();
