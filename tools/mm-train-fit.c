@@ -299,7 +299,7 @@ void mt_predict(const mt_ckpt *k, const mt_cohort *c, const int *idx, int n, dou
         mm_model_output mo;
         if (make_input(ctx, k, c, &c->p[idx[i]], &in) != 0 ||
             mm_model_forward(ctx, k->m, &in, &mo) != 0)
-            mm_die("patient %s: %s", c->p[idx[i]].id, mm_ctx_error(ctx));
+            mm_die("patient %s: %s", c->p[idx[i]].id, mm_strerror());
         for (int j = 0; j < no; j++) out[(size_t)i * no + j] = mm_tensor_get1(mo.out, j);
     }
     mm_ctx_free(ctx);
@@ -879,7 +879,7 @@ void mt_fit(const mt_cohort *c, const mt_opts *o_in, const mm_model_cfg *mc_in,
                     in.train = 1;
                     in.seed = mm_rng_next(&rs.rng);
                     if (mm_model_forward(ctx, k.m, &in, &mo) != 0)
-                        mm_die("%spatient %s: %s", tag, p->id, mm_ctx_error(ctx));
+                        mm_die("%spatient %s: %s", tag, p->id, mm_strerror());
                     outs[i] = mo.out;
                     gt[i] = p->time;
                     ge[i] = p->event;
@@ -909,7 +909,7 @@ void mt_fit(const mt_cohort *c, const mt_opts *o_in, const mm_model_cfg *mc_in,
                     in.train = 1;
                     in.seed = mm_rng_next(&rs.rng);
                     if (mm_model_forward(ctx, k.m, &in, &mo) != 0)
-                        mm_die("%spatient %s: %s", tag, p->id, mm_ctx_error(ctx));
+                        mm_die("%spatient %s: %s", tag, p->id, mm_strerror());
                     mm_tensor *loss;
                     if (o->task == MT_SUBTYPE) {
                         mm_tensor *lab = mm_tensor_new1(ctx, MM_I64, 1);

@@ -21,7 +21,7 @@ set -e
 cd "$T_DIR"
 MK=$top_builddir/tests/unit/mkfeatures
 export MMPATH_DATADIR=$top_srcdir/share/mmpath OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-plan 38
+plan 43
 
 run "$MK" c 160 8 8 11
 is "$rc" 0 "mkfeatures: a synthetic cohort"
@@ -138,6 +138,13 @@ run mm-train train --slides s2 --omics c/omics.mpk --clinical c/clinical.tsv --m
 is "$rc" 0 "abmil+snn with a patient lacking slides: exit 0 (--require all)"
 like "$err" '1 patient have no slides, dropped \(--require all\): TCGA-SY-0002$' "the patient is named"
 like miss/log.tsv '^# patients: 159 train, 0 val' "and left out"
+
+# ---- every model's config file in share/mmpath loads and trains
+for m in abmil transmil snn abmil+snn linear; do
+    run mm-train train --slides c/slides --omics c/omics.mpk --clinical c/clinical.tsv --label-col label \
+        --model "$m" --set hidden=16 --set attn_dim=8 --set heads=2 --set landmarks=8 --epochs 1 -o "conf_$m"
+    is "$rc" 0 "$m: its config file and one epoch"
+done
 
 # ---- usage
 run mm-train pretrain
