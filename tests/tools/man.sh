@@ -12,8 +12,10 @@ if ! command -v groff >/dev/null 2>&1; then
     exit 0
 fi
 
-PAGES="mpk.1 km-plot.1 rna-select.1 mmpath-stream.5 mmpath.7"
-PAGES="$PAGES mm-synth.1"
+# every page; the tools whose page must name each long option of --help
+OPT_TOOLS="km-plot rna-select seq-mask mm-synth mm-train"
+PAGES="mpk.1 mmpath-stream.5 mmpath.7"
+for t in $OPT_TOOLS; do PAGES="$PAGES $t.1"; done
 COMMANDS="cat head info verify pack"
 mpk1=$top_srcdir/man/mpk.1.in
 kmplot1=$top_srcdir/man/km-plot.1.in
@@ -50,7 +52,7 @@ for f in "$T_DIR"/cmd/*; do
     nex=$((nex + 1))
 done
 
-plan $(( $(echo $PAGES | wc -w) + 4 + $(echo $COMMANDS | wc -w) + nex ))
+plan $(( $(echo $PAGES | wc -w) + 1 + $(echo $OPT_TOOLS | wc -w) + $(echo $COMMANDS | wc -w) + nex ))
 
 # ---- lint
 for p in $PAGES; do
@@ -80,27 +82,16 @@ check_opts() { # WHAT, with the usage text in $T_DIR/usage
 }
 mpk --help >"$T_DIR/usage" 2>&1
 check_opts "mpk --help"
-unescape "$kmplot1" >"$T_DIR/km-plot.1.txt"
-km-plot --help >"$T_DIR/usage" 2>&1
-missing=
-for o in $(grep -o -e '--[a-z][a-z-]*' "$T_DIR/usage" | sort -u); do
-    grep -Eq -e "$o([^a-z-]|\$)" "$T_DIR/km-plot.1.txt" || missing="$missing $o"
+# TOOL(1) names every long option of TOOL --help
+for t in $OPT_TOOLS; do
+    unescape "$top_srcdir/man/$t.1.in" >"$T_DIR/$t.1.txt"
+    "$t" --help >"$T_DIR/usage" 2>&1
+    missing=
+    for o in $(grep -o -e '--[a-zA-Z][a-zA-Z0-9-]*' "$T_DIR/usage" | sort -u); do
+        grep -Eq -e "$o([^a-zA-Z0-9-]|\$)" "$T_DIR/$t.1.txt" || missing="$missing $o"
+    done
+    is "${missing# }" "" "$t(1) names every long option of $t --help"
 done
-is "${missing# }" "" "km-plot(1) names every long option of km-plot --help"
-unescape "$rnasel1" >"$T_DIR/rna-select.1.txt"
-rna-select --help >"$T_DIR/usage" 2>&1
-missing=
-for o in $(grep -o -e '--[a-zA-Z][a-z0-9-]*' "$T_DIR/usage" | sort -u); do
-    grep -Eq -e "$o([^a-z-]|\$)" "$T_DIR/rna-select.1.txt" || missing="$missing $o"
-done
-is "${missing# }" "" "rna-select(1) names every long option of rna-select --help"
-unescape "$mmsynth1" >"$T_DIR/mm-synth.1.txt"
-mm-synth --help >"$T_DIR/usage" 2>&1
-missing=
-for o in $(grep -o -e '--[a-z][a-z0-9-]*' "$T_DIR/usage" | sort -u); do
-    grep -Eq -e "$o([^a-z0-9-]|\$)" "$T_DIR/mm-synth.1.txt" || missing="$missing $o"
-done
-is "${missing# }" "" "mm-synth(1) names every long option of mm-synth --help"
 for c in $COMMANDS; do
     mpk "$c" --help >"$T_DIR/usage" 2>&1
     check_opts "mpk $c --help"
