@@ -12,7 +12,7 @@ if ! command -v groff >/dev/null 2>&1; then
     exit 0
 fi
 
-PAGES="mpk.1 km-plot.1 rna-select.1 mmpath-stream.5 mmpath.7"
+PAGES="mpk.1 km-plot.1 rna-select.1 mmpath-stream.5 mmpath.7 wsi-tile.1"
 COMMANDS="cat head info verify pack"
 mpk1=$top_srcdir/man/mpk.1.in
 kmplot1=$top_srcdir/man/km-plot.1.in
