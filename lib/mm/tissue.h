@@ -110,6 +110,10 @@ typedef struct {
     mm_tile_mode mode;
     double min_tissue; /* MM_TILE_MIN_TISSUE only */
     double sx, sy;     /* seg-level -> level-0 scale (MIN_TISSUE only) */
+    int keep_single;   /* 0 (CLAM): a region that keeps exactly one tile
+                        * gives none (process_contour saves a contour's
+                        * coordinates only when len(results) > 1); 1 keeps
+                        * it */
 } mm_grid_opts;
 
 /* CLAM's process_contour for every region in order: the bounding box of
