@@ -13,7 +13,8 @@
 #   ../shared/data) replicated REP x REP (default 6: 13320 x 17802 px,
 #   about 2000 tiles), saved as a tiled pyramidal JPEG TIFF at 0.499 um/px;
 # - the memory slide: BIG x BIG pixels (default 60000) of flat background
-#   with nine copies of CMU-1 inserted as tissue, tiled pyramidal JPEG.
+#   with nine copies of CMU-1 as tissue, tiled pyramidal JPEG (made without
+#   any full-size intermediate file).
 #   Generating it takes a few minutes; BIG=0 skips it.
 # Env: PYTHON (default /work/main/bench/.venv/bin/python when it has
 # openslide and cv2, else /usr/bin/python3), REPS (best of, default 3).
@@ -86,23 +87,15 @@ rm -f "$tmp/o.mpk" "$tmp/slide.tif"
 # ---- peak RSS on a large synthetic slide
 if [ "$big" -gt 0 ]; then
     echo "memory: generating a ${big} x ${big} pyramidal TIFF (background + 9 tissue pieces)..."
-    vips black "$tmp/bg.v" "$big" "$big" --bands 3
-    vips linear "$tmp/bg.v" "$tmp/bgw.v" 1 242 --uchar
-    cur=$tmp/bgw.v
-    k=0
-    for fy in 1 3 5; do
-        for fx in 1 3 5; do
-            nxt=$tmp/ins$k.v
-            vips insert "$cur" "$tmp/rgb.v" "$nxt" $((big * fx / 7)) $((big * fy / 7))
-            [ "$cur" = "$tmp/bgw.v" ] || rm -f "$cur"
-            cur=$nxt
-            k=$((k + 1))
-        done
-    done
+    # no full-size intermediate: one cell (a CMU-1 copy on background,
+    # JPEG-tiled) replicated 3 x 3 straight into the pyramid
     s=$(date +%s)
-    vips tiffsave "$cur" "$tmp/big.tif" --tile --tile-width 256 --tile-height 256 --pyramid \
-        --compression jpeg --Q 85 --xres 2004.008 --yres 2004.008
-    rm -f "$tmp"/*.v
+    cell=$((big / 3))
+    vips embed "$tmp/rgb.v" "$tmp/cell.tif[tile,compression=jpeg,Q=85]" $((cell / 3)) $((cell / 3)) \
+        "$cell" "$cell" --extend background --background "242 242 242"
+    vips replicate "$tmp/cell.tif" \
+        "$tmp/big.tif[tile,pyramid,compression=jpeg,Q=85,xres=2004.008,yres=2004.008]" 3 3
+    rm -f "$tmp"/*.v "$tmp/cell.tif"
     echo "memory: generated in $(( $(date +%s) - s )) s: $(vipsheader "$tmp/big.tif"), $(du -m "$tmp/big.tif" | cut -f1) MB"
     for th in 1 2; do
         /usr/bin/time -f "%e %M" -o "$tmp/time" "$bin" -q -@ "$th" --mpp 0.5 -o "$tmp/big.mpk" "$tmp/big.tif"
