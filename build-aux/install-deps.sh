@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential autoconf automake pkg-config clang zstd groff-base bsdutils zlib1g-dev
 libzstd-dev libmsgpack-dev libxxhash-dev libopenslide-dev libtiff-dev libvips-dev
-libopenblas-dev python3 python3-zstandard python3-msgpack python3-numpy python3-xxhash"
+libopenblas-dev libvips-tools python3 python3-zstandard python3-msgpack python3-numpy python3-xxhash"
 missing=
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

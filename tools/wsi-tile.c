@@ -778,7 +778,10 @@ static void process(const cfg *c, result *r, const char *tmp, mm_io **final)
     free(seg);
     seg = NULL;
 
-    mm_stream *out = mm_stream_open(tmp, "w");
+    /* one slide into a file: no staging (the stream itself is written
+     * under a temporary name and renamed at close) */
+    int staged = c->nslides > 1 || !strcmp(c->out, "-");
+    mm_stream *out = mm_stream_open(staged ? tmp : c->out, "w");
     if (!out) {
         set_reason(r, "%s", mm_strerror());
         goto done;
@@ -808,7 +811,11 @@ static void process(const cfg *c, result *r, const char *tmp, mm_io **final)
     }
     if (mm_stream_close(out) != 0) {
         set_reason(r, "%s", mm_strerror());
-        remove(tmp);
+        if (staged) remove(tmp);
+        goto done;
+    }
+    if (!staged) {
+        r->state = ST_OK;
         goto done;
     }
     if (!*final) {
