@@ -25,7 +25,10 @@
 #include "mm/resnet.h"
 #include "mm/safetensors.h"
 
-#define OMP_FOR _Pragma("omp parallel for schedule(static)")
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #define BN_EPS 1e-5
 
 // ---- SHA-256 (FIPS 180-4) for the weights digest ---------------------------
@@ -154,11 +157,15 @@ struct mm_resnet {
     int layer, nconv;
     conv *cv;
     char digest[80];
-    /* scratch, grown on demand: activations, im2col/subsample, Winograd */
+    /* scratch, grown on demand: activations; per thread im2col and
+     * Winograd buffers */
     float *buf[NBUF];
     size_t cap[NBUF];
-    float *col, *wv, *wm;
-    size_t colcap, wvcap, wmcap;
+    struct scratch {
+        float *col, *wv, *wm;
+        size_t colcap, wvcap, wmcap;
+    } *ts;
+    int nts;
 };
 
 static const int nblocks[4] = {3, 4, 6, 3};
@@ -392,9 +399,12 @@ void mm_resnet_free(mm_resnet *m)
     }
     free(m->cv);
     for (int i = 0; i < NBUF; i++) free(m->buf[i]);
-    free(m->col);
-    free(m->wv);
-    free(m->wm);
+    for (int t = 0; t < m->nts; t++) {
+        free(m->ts[t].col);
+        free(m->ts[t].wv);
+        free(m->ts[t].wm);
+    }
+    free(m->ts);
     free(m);
 }
 
@@ -421,6 +431,51 @@ void mm_resnet_preprocess(const uint8_t *rgb, int h, int w, float *x)
 }
 
 // ---- forward ---------------------------------------------------------------
+/* One thread pool: the OpenMP threads each run whole chunks (gather, sgemm
+ * on one BLAS thread, epilogue) on their own rows while the chunk is in
+ * their cache. OpenBLAS's own threads would spin against OpenMP's on the
+ * same cores, so it is set to 1 thread for the call (weak symbol: other
+ * CBLAS libraries are used as they are). */
+extern void openblas_set_num_threads(int) __attribute__((weak));
+extern int openblas_get_num_threads(void) __attribute__((weak));
+
+/* 4 floats: GCC/Clang vector extension, SSE on x86-64, NEON on arm64 */
+typedef float v4 __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline v4 ld4(const float *p)
+{
+    v4 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void st4(float *p, v4 v) { memcpy(p, &v, sizeof v); }
+
+static inline v4 relu4(v4 v)
+{
+    v4 z = {0, 0, 0, 0};
+    v4i pos = v > z;
+    return (v4)((v4i)v & pos);
+}
+
+static int n_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
 
 static float *grow(float **p, size_t *cap, size_t n)
 {
@@ -432,53 +487,26 @@ static float *grow(float **p, size_t *cap, size_t n)
     return *p;
 }
 
-/* Y[r, :] = act(Y[r, :] + b) for R rows of COUT. */
+/* Y[r, :] = act(Y[r, :] + b) for R rows of COUT (a multiple of 4). */
 static void epilogue(float *y, size_t r, int cout, const float *b, int relu)
 {
-    OMP_FOR
     for (size_t i = 0; i < r; i++) {
         float *p = y + i * cout;
-        if (relu)
-            for (int o = 0; o < cout; o++) {
-                float v = p[o] + b[o];
-                p[o] = v > 0 ? v : 0;
-            }
-        else
-            for (int o = 0; o < cout; o++) p[o] += b[o];
+        for (int o = 0; o < cout; o += 4) {
+            v4 v = ld4(p + o) + ld4(b + o);
+            st4(p + o, relu ? relu4(v) : v);
+        }
     }
 }
 
-/* Rows per GEMM chunk: the output chunk stays near 1 MiB (L2-resident) for
- * the epilogue, and at least 512 rows so that sgemm stays efficient. */
-static size_t chunk_rows(int cout)
-{
-    size_t r = ((size_t)1 << 18) / cout;
-    return r < 512 ? 512 : r;
-}
-
-/* Y (M, cout) = act(A (M, K) W (K, cout) + b [+ Y when ACC]) in chunks. */
-static void gemm_act(const conv *c, const float *a, size_t mrows, int kdim,
-                     float *y, int acc, int relu)
-{
-    size_t ch = chunk_rows(c->c.cout);
-    for (size_t r0 = 0; r0 < mrows; r0 += ch) {
-        size_t r = mrows - r0 < ch ? mrows - r0 : ch;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r,
-                    c->c.cout, kdim, 1.0f, a + r0 * kdim, kdim, c->wg,
-                    c->c.cout, acc ? 1.0f : 0.0f, y + r0 * c->c.cout,
-                    c->c.cout);
-        epilogue(y + r0 * c->c.cout, r, c->c.cout, c->b, relu);
-    }
-}
-
-/* im2col rows [R0, R0 + R) of the output (N, HO, WO) of conv C on X (N, H,
- * W, cin) into COL (R, k k cin), zeros outside the image. */
+/* Gather rows [R0, R0 + R) of conv C's im2col matrix (output pixels of
+ * (N, HO, WO) as rows, (ky, kx, cin) as columns) from X (N, H, W, cin) into
+ * COL, zeros outside the image; 1x1 stride 2 is a subsample copy. */
 static void im2col(const conv *c, const float *x, int h, int w, int ho,
                    int wo, size_t r0, size_t r, float *col)
 {
     int k = c->c.k, s = c->c.stride, p = c->c.pad, cin = c->c.cin;
     size_t kk = (size_t)k * k * cin;
-    OMP_FOR
     for (size_t i = 0; i < r; i++) {
         size_t q = r0 + i;
         int ox = (int)(q % wo), oy = (int)(q / wo % ho);
@@ -498,129 +526,152 @@ static void im2col(const conv *c, const float *x, int h, int w, int ho,
     }
 }
 
-static void conv_im2col(mm_resnet *m, const conv *c, const float *x, int n,
-                        int h, int w, int ho, int wo, float *y)
+/* Y (rows, cout) = act(A W + b [+ Y when ACC]) with A = X itself for 1x1
+ * stride 1, else im2col chunks. Chunks: near 256 KiB of output, at least
+ * 128 rows, and enough of them to keep every thread busy. */
+static void conv_gemm(mm_resnet *m, const conv *c, const float *x, int n,
+                      int h, int w, int ho, int wo, float *y, int acc)
 {
+    int cout = c->c.cout, nt = n_threads();
+    int direct = c->c.k == 1 && c->c.stride == 1;
     size_t kk = (size_t)c->c.k * c->c.k * c->c.cin;
-    size_t rows = (size_t)n * ho * wo, ch = chunk_rows(c->c.cout);
-    float *col = grow(&m->col, &m->colcap, (rows < ch ? rows : ch) * kk);
-    for (size_t r0 = 0; r0 < rows; r0 += ch) {
-        size_t r = rows - r0 < ch ? rows - r0 : ch;
-        im2col(c, x, h, w, ho, wo, r0, r, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r,
-                    c->c.cout, (int)kk, 1.0f, col, (int)kk, c->wg, c->c.cout,
-                    0.0f, y + r0 * c->c.cout, c->c.cout);
-        epilogue(y + r0 * c->c.cout, r, c->c.cout, c->b, c->c.relu);
+    size_t rows = (size_t)n * ho * wo;
+    size_t ch = ((size_t)1 << 17) / cout;
+    if (ch < 128) ch = 128;
+    size_t even = (rows + nt - 1) / nt;
+    if (ch > even) ch = even;
+    size_t nch = (rows + ch - 1) / ch;
+    int relu = c->c.relu || acc;
+    if (!direct)
+        for (int t = 0; t < nt; t++) grow(&m->ts[t].col, &m->ts[t].colcap, ch * kk);
+    _Pragma("omp parallel for schedule(dynamic, 1)")
+    for (size_t j = 0; j < nch; j++) {
+        size_t r0 = j * ch, r = rows - r0 < ch ? rows - r0 : ch;
+        const float *a = x + r0 * kk;
+        if (!direct) {
+            float *col = m->ts[thread_id()].col;
+            im2col(c, x, h, w, ho, wo, r0, r, col);
+            a = col;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, cout,
+                    (int)kk, 1.0f, a, (int)kk, c->wg, cout,
+                    acc ? 1.0f : 0.0f, y + r0 * cout, cout);
+        epilogue(y + r0 * cout, r, cout, c->b, relu);
     }
 }
 
-/* Winograd F(4x4, 3x3), pad 1, stride 1: B^T d B per 6x6 input tile,
- * 36 GEMMs with U = G g G^T, A^T m A per 4x4 output tile. Tiles are
- * processed in groups so that the transformed data stays near L2. */
+/* Winograd F(4x4, 3x3), pad 1, stride 1 (Lavin and Gray): B^T d B per 6x6
+ * input tile, 36 GEMMs (tiles, cin) x U[xi] (cin, cout), A^T m A per 4x4
+ * output tile. Each thread takes groups of tiles through all three steps
+ * in its own scratch. Channels go 4 at a time (cin, cout multiples of 4). */
+static void wino_in(const float *x, int h, int w, int th, int tw, int cin,
+                    size_t q, float *V, size_t vst)
+{
+    int tx = (int)(q % tw), ty = (int)(q / tw % th);
+    size_t b = q / ((size_t)tw * th);
+    const float *px[6][6];
+    for (int a = 0; a < 6; a++)
+        for (int e = 0; e < 6; e++) {
+            int iy = ty * 4 - 1 + a, ix = tx * 4 - 1 + e;
+            px[a][e] = iy < 0 || iy >= h || ix < 0 || ix >= w
+                           ? NULL
+                           : x + ((b * h + iy) * w + ix) * cin;
+        }
+    const v4 z = {0, 0, 0, 0};
+    for (int ci = 0; ci < cin; ci += 4) {
+        v4 u[6][6];
+        for (int e = 0; e < 6; e++) {
+            v4 d[6];
+            for (int a = 0; a < 6; a++)
+                d[a] = px[a][e] ? ld4(px[a][e] + ci) : z;
+            u[0][e] = 4 * d[0] - 5 * d[2] + d[4];
+            u[1][e] = -4 * (d[1] + d[2]) + d[3] + d[4];
+            u[2][e] = 4 * (d[1] - d[2]) - d[3] + d[4];
+            u[3][e] = -2 * (d[1] - d[3]) - d[2] + d[4];
+            u[4][e] = 2 * (d[1] - d[3]) - d[2] + d[4];
+            u[5][e] = 4 * d[1] - 5 * d[3] + d[5];
+        }
+        for (int a = 0; a < 6; a++) {
+            v4 *d = u[a];
+            float *v = V + (size_t)(a * 6) * vst + ci;
+            st4(v, 4 * d[0] - 5 * d[2] + d[4]);
+            st4(v + vst, -4 * (d[1] + d[2]) + d[3] + d[4]);
+            st4(v + 2 * vst, 4 * (d[1] - d[2]) - d[3] + d[4]);
+            st4(v + 3 * vst, -2 * (d[1] - d[3]) - d[2] + d[4]);
+            st4(v + 4 * vst, 2 * (d[1] - d[3]) - d[2] + d[4]);
+            st4(v + 5 * vst, 4 * d[1] - 5 * d[3] + d[5]);
+        }
+    }
+}
+
+static void wino_out(const float *M, size_t mst, const float *bias, int relu,
+                     int h, int w, int th, int tw, int cout, size_t q,
+                     float *y)
+{
+    int tx = (int)(q % tw), ty = (int)(q / tw % th);
+    size_t b = q / ((size_t)tw * th);
+    for (int o = 0; o < cout; o += 4) {
+        v4 r[4][6], bb = ld4(bias + o);
+        for (int e = 0; e < 6; e++) {
+            v4 m0 = ld4(M + (size_t)e * mst + o),
+               m1 = ld4(M + (size_t)(6 + e) * mst + o),
+               m2 = ld4(M + (size_t)(12 + e) * mst + o),
+               m3 = ld4(M + (size_t)(18 + e) * mst + o),
+               m4 = ld4(M + (size_t)(24 + e) * mst + o),
+               m5 = ld4(M + (size_t)(30 + e) * mst + o);
+            r[0][e] = m0 + m1 + m2 + m3 + m4;
+            r[1][e] = m1 - m2 + 2 * (m3 - m4);
+            r[2][e] = m1 + m2 + 4 * (m3 + m4);
+            r[3][e] = m1 - m2 + 8 * (m3 - m4) + m5;
+        }
+        for (int a = 0; a < 4; a++) {
+            int oy = ty * 4 + a;
+            if (oy >= h) break;
+            v4 *d = r[a], out[4];
+            out[0] = d[0] + d[1] + d[2] + d[3] + d[4];
+            out[1] = d[1] - d[2] + 2 * (d[3] - d[4]);
+            out[2] = d[1] + d[2] + 4 * (d[3] + d[4]);
+            out[3] = d[1] - d[2] + 8 * (d[3] - d[4]) + d[5];
+            for (int e = 0; e < 4; e++) {
+                int ox = tx * 4 + e;
+                if (ox >= w) break;
+                v4 v = out[e] + bb;
+                st4(y + ((b * h + oy) * w + ox) * cout + o,
+                    relu ? relu4(v) : v);
+            }
+        }
+    }
+}
+
 static void conv_wino(mm_resnet *m, const conv *c, const float *x, int n,
                       int h, int w, float *y)
 {
-    int cin = c->c.cin, cout = c->c.cout;
+    int cin = c->c.cin, cout = c->c.cout, nt = n_threads();
     int th = (h + 3) / 4, tw = (w + 3) / 4;
     size_t ntile = (size_t)n * th * tw;
     size_t grp = ((size_t)1 << 20) / (36 * (size_t)(cin > cout ? cin : cout));
-    if (grp < 64) grp = 64;
-    if (grp > ntile) grp = ntile;
-    float *V = grow(&m->wv, &m->wvcap, 36 * grp * cin);
-    float *M = grow(&m->wm, &m->wmcap, 36 * grp * cout);
-    for (size_t t0 = 0; t0 < ntile; t0 += grp) {
-        size_t nt = ntile - t0 < grp ? ntile - t0 : grp;
-        /* input transform: V[xi][t][ci] */
-        OMP_FOR
-        for (size_t t = 0; t < nt; t++) {
-            size_t q = t0 + t;
-            int tx = (int)(q % tw), ty = (int)(q / tw % th);
-            size_t b = q / ((size_t)tw * th);
-            const float *row[6][6];
-            for (int a = 0; a < 6; a++)
-                for (int e = 0; e < 6; e++) {
-                    int iy = ty * 4 - 1 + a, ix = tx * 4 - 1 + e;
-                    row[a][e] = iy < 0 || iy >= h || ix < 0 || ix >= w
-                                    ? NULL
-                                    : x + ((b * h + iy) * w + ix) * cin;
-                }
-            for (int ci = 0; ci < cin; ci++) {
-                float d[6][6], u[6][6];
-                for (int a = 0; a < 6; a++)
-                    for (int e = 0; e < 6; e++)
-                        d[a][e] = row[a][e] ? row[a][e][ci] : 0.0f;
-                /* u = B^T d (rows) */
-                for (int e = 0; e < 6; e++) {
-                    float d0 = d[0][e], d1 = d[1][e], d2 = d[2][e],
-                          d3 = d[3][e], d4 = d[4][e], d5 = d[5][e];
-                    u[0][e] = 4 * d0 - 5 * d2 + d4;
-                    u[1][e] = -4 * (d1 + d2) + d3 + d4;
-                    u[2][e] = 4 * (d1 - d2) - d3 + d4;
-                    u[3][e] = -2 * (d1 - d3) - d2 + d4;
-                    u[4][e] = 2 * (d1 - d3) - d2 + d4;
-                    u[5][e] = 4 * d1 - 5 * d3 + d5;
-                }
-                /* (B^T d) B (columns) */
-                for (int a = 0; a < 6; a++) {
-                    float d0 = u[a][0], d1 = u[a][1], d2 = u[a][2],
-                          d3 = u[a][3], d4 = u[a][4], d5 = u[a][5];
-                    float *v = V + ((size_t)(a * 6) * grp + t) * cin + ci;
-                    size_t st = grp * cin;
-                    v[0] = 4 * d0 - 5 * d2 + d4;
-                    v[st] = -4 * (d1 + d2) + d3 + d4;
-                    v[2 * st] = 4 * (d1 - d2) - d3 + d4;
-                    v[3 * st] = -2 * (d1 - d3) - d2 + d4;
-                    v[4 * st] = 2 * (d1 - d3) - d2 + d4;
-                    v[5 * st] = 4 * d1 - 5 * d3 + d5;
-                }
-            }
-        }
+    if (grp < 128) grp = 128;
+    size_t even = (ntile + nt - 1) / nt;
+    if (grp > even) grp = even;
+    size_t ng = (ntile + grp - 1) / grp;
+    for (int t = 0; t < nt; t++) {
+        grow(&m->ts[t].wv, &m->ts[t].wvcap, 36 * grp * cin);
+        grow(&m->ts[t].wm, &m->ts[t].wmcap, 36 * grp * cout);
+    }
+    _Pragma("omp parallel for schedule(dynamic, 1)")
+    for (size_t g = 0; g < ng; g++) {
+        size_t t0 = g * grp, k = ntile - t0 < grp ? ntile - t0 : grp;
+        float *V = m->ts[thread_id()].wv, *M = m->ts[thread_id()].wm;
+        for (size_t t = 0; t < k; t++)
+            wino_in(x, h, w, th, tw, cin, t0 + t, V + t * cin, k * cin);
         for (int xi = 0; xi < 36; xi++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nt,
-                        cout, cin, 1.0f, V + (size_t)xi * grp * cin, cin,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)k,
+                        cout, cin, 1.0f, V + (size_t)xi * k * cin, cin,
                         c->wu + (size_t)xi * cin * cout, cout, 0.0f,
-                        M + (size_t)xi * grp * cout, cout);
-        /* output transform + bias + ReLU */
-        OMP_FOR
-        for (size_t t = 0; t < nt; t++) {
-            size_t q = t0 + t;
-            int tx = (int)(q % tw), ty = (int)(q / tw % th);
-            size_t b = q / ((size_t)tw * th);
-            for (int o = 0; o < cout; o++) {
-                float mm[6][6], r[4][6], out[4][4];
-                for (int a = 0; a < 6; a++)
-                    for (int e = 0; e < 6; e++)
-                        mm[a][e] = M[((size_t)(a * 6 + e) * grp + t) * cout +
-                                     o];
-                for (int e = 0; e < 6; e++) {
-                    float m1 = mm[1][e], m2 = mm[2][e], m3 = mm[3][e],
-                          m4 = mm[4][e];
-                    r[0][e] = mm[0][e] + m1 + m2 + m3 + m4;
-                    r[1][e] = m1 - m2 + 2 * (m3 - m4);
-                    r[2][e] = m1 + m2 + 4 * (m3 + m4);
-                    r[3][e] = m1 - m2 + 8 * (m3 - m4) + mm[5][e];
-                }
-                for (int a = 0; a < 4; a++) {
-                    float m1 = r[a][1], m2 = r[a][2], m3 = r[a][3],
-                          m4 = r[a][4];
-                    out[a][0] = r[a][0] + m1 + m2 + m3 + m4;
-                    out[a][1] = m1 - m2 + 2 * (m3 - m4);
-                    out[a][2] = m1 + m2 + 4 * (m3 + m4);
-                    out[a][3] = m1 - m2 + 8 * (m3 - m4) + r[a][5];
-                }
-                for (int a = 0; a < 4; a++) {
-                    int oy = ty * 4 + a;
-                    if (oy >= h) break;
-                    for (int e = 0; e < 4; e++) {
-                        int ox = tx * 4 + e;
-                        if (ox >= w) break;
-                        float v = out[a][e] + c->b[o];
-                        y[((b * h + oy) * w + ox) * cout + o] =
-                            c->c.relu && v < 0 ? 0 : v;
-                    }
-                }
-            }
-        }
+                        M + (size_t)xi * k * cout, cout);
+        for (size_t t = 0; t < k; t++)
+            wino_out(M + t * cout, k * cout, c->b, c->c.relu, h, w, th, tw,
+                     cout, t0 + t, y);
     }
 }
 
@@ -632,27 +683,12 @@ static void conv_fwd(mm_resnet *m, const conv *c, const float *x, int n,
 {
     int k = c->c.k, s = c->c.stride, p = c->c.pad;
     int ho = (h + 2 * p - k) / s + 1, wo = (w + 2 * p - k) / s + 1;
-    size_t rows = (size_t)n * ho * wo;
     *pho = ho;
     *pwo = wo;
-    if (k == 1 && s == 1) {
-        gemm_act(c, x, rows, c->c.cin, y, acc, c->c.relu || acc);
-    } else if (k == 1) {
-        int cin = c->c.cin;
-        float *col = grow(&m->col, &m->colcap, rows * cin);
-        OMP_FOR
-        for (size_t q = 0; q < rows; q++) {
-            int ox = (int)(q % wo), oy = (int)(q / wo % ho);
-            size_t b = q / ((size_t)wo * ho);
-            memcpy(col + q * cin, x + ((b * h + oy * s) * w + ox * s) * cin,
-                   cin * sizeof *col);
-        }
-        gemm_act(c, col, rows, cin, y, acc, c->c.relu || acc);
-    } else if (c->wu) {
+    if (c->wu && !acc)
         conv_wino(m, c, x, n, h, w, y);
-    } else {
-        conv_im2col(m, c, x, n, h, w, ho, wo, y);
-    }
+    else
+        conv_gemm(m, c, x, n, h, w, ho, wo, y, acc);
 }
 
 /* 3x3 stride-2 pad-1 max-pool, NHWC (padding never wins, as torch). */
@@ -661,7 +697,7 @@ static void maxpool(const float *x, int n, int h, int w, int cch, float *y,
 {
     int ho = (h - 1) / 2 + 1, wo = (w - 1) / 2 + 1;
     size_t rows = (size_t)n * ho * wo;
-    OMP_FOR
+    _Pragma("omp parallel for schedule(static)")
     for (size_t q = 0; q < rows; q++) {
         int ox = (int)(q % wo), oy = (int)(q / wo % ho);
         size_t b = q / ((size_t)wo * ho);
@@ -700,6 +736,14 @@ int mm_resnet_forward(mm_resnet *m, int n, int h, int w, const float *x,
     size_t big = (size_t)n * sh * sw * 64, l1 = (size_t)n * ph * pw * 256;
     if (l1 > big) big = l1;
     for (int i = 0; i < NBUF; i++) grow(&m->buf[i], &m->cap[i], big);
+    int nt = n_threads();
+    if (nt > m->nts) {
+        m->ts = mm_realloc(m->ts, nt * sizeof *m->ts);
+        memset(m->ts + m->nts, 0, (nt - m->nts) * sizeof *m->ts);
+        m->nts = nt;
+    }
+    int blas_nt = openblas_get_num_threads ? openblas_get_num_threads() : 0;
+    if (openblas_set_num_threads && blas_nt != 1) openblas_set_num_threads(1);
     float **B = m->buf;
     int hh, ww;
     const conv *c = m->cv;
@@ -729,13 +773,16 @@ int mm_resnet_forward(mm_resnet *m, int n, int h, int w, const float *x,
         }
     int dim = mm_resnet_dim(m);
     size_t hw = (size_t)hh * ww;
-    OMP_FOR
+    _Pragma("omp parallel for schedule(static)")
     for (int i = 0; i < n; i++) {
-        for (int o = 0; o < dim; o++) {
-            double s = 0;
-            for (size_t p = 0; p < hw; p++) s += cur[((size_t)i * hw + p) * dim + o];
-            out[(size_t)i * dim + o] = (float)(s / hw);
+        double *s = mm_calloc(dim, sizeof *s);
+        for (size_t p = 0; p < hw; p++) {
+            const float *r = cur + ((size_t)i * hw + p) * dim;
+            for (int o = 0; o < dim; o++) s[o] += r[o];
         }
+        for (int o = 0; o < dim; o++) out[(size_t)i * dim + o] = (float)(s[o] / hw);
+        free(s);
     }
+    if (openblas_set_num_threads && blas_nt > 1) openblas_set_num_threads(blas_nt);
     return 0;
 }
