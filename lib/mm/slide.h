@@ -42,6 +42,11 @@ void mm_slide_close(mm_slide *s); /* NULL is a no-op */
 /* "aperio", "generic-tiff", ... (openslide.vendor), or "png", "jpeg",
  * "tiff" for a flat image. */
 const char *mm_slide_vendor(const mm_slide *s);
+/* Samples per pixel of the file: 3 for OpenSlide's slides; a flat image's
+ * own count (1 grey, 2 grey + alpha, 3, 4 with alpha, more for a
+ * multichannel TIFF, whose first page is read). Reads always give RGB:
+ * grey replicated, the first three samples otherwise. */
+int mm_slide_channels(const mm_slide *s);
 /* Slide digest for stream headers (STREAM.md tiles meta): OpenSlide's
  * quickhash-1 where OpenSlide opened it, else "sha256:HEX" of the file. */
 const char *mm_slide_digest(mm_slide *s);
