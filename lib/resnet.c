@@ -430,6 +430,113 @@ void mm_resnet_preprocess(const uint8_t *rgb, int h, int w, float *x)
             x[i * 3 + c] = ((float)rgb[i * 3 + c] / 255.0f - mean[c]) / sd[c];
 }
 
+// ---- PIL's bilinear resize ------------------------------------------------
+
+void mm_resnet_resize_size(int h, int w, int size, int *oh, int *ow)
+{
+    if (h <= w) {
+        *oh = size;
+        *ow = (int)((double)size * w / h);
+    } else {
+        *ow = size;
+        *oh = (int)((double)size * h / w);
+    }
+}
+
+enum { PREC = 22 }; /* PIL's PRECISION_BITS = 32 - 8 - 2 */
+
+/* Pillow's precompute_coeffs (bilinear, support 1) + normalize_coeffs_8bpc:
+ * for output I, input [B[2i], B[2i] + B[2i+1]) with weights K[i * KS ..]. */
+static int pil_coeffs(int in, int out, int **pb, int32_t **pk)
+{
+    double scale = (double)in / out, fs = scale < 1 ? 1 : scale;
+    double support = fs;
+    int ks = (int)ceil(support) * 2 + 1;
+    int *b = mm_malloc(2 * (size_t)out * sizeof *b);
+    int32_t *k = mm_calloc((size_t)out * ks, sizeof *k);
+    double *w = mm_malloc(ks * sizeof *w);
+    for (int i = 0; i < out; i++) {
+        double center = (i + 0.5) * scale, ww = 0, ss = 1.0 / fs;
+        int xmin = (int)(center - support + 0.5), xmax;
+        if (xmin < 0) xmin = 0;
+        xmax = (int)(center + support + 0.5);
+        if (xmax > in) xmax = in;
+        xmax -= xmin;
+        for (int x = 0; x < xmax; x++) {
+            double t = fabs((x + xmin - center + 0.5) * ss);
+            w[x] = t < 1 ? 1 - t : 0;
+            ww += w[x];
+        }
+        for (int x = 0; x < xmax; x++) {
+            double v = ww != 0 ? w[x] / ww : w[x];
+            k[(size_t)i * ks + x] = (int32_t)(v < 0 ? -0.5 + v * (1 << PREC)
+                                                    : 0.5 + v * (1 << PREC));
+        }
+        b[2 * i] = xmin;
+        b[2 * i + 1] = xmax;
+    }
+    free(w);
+    *pb = b;
+    *pk = k;
+    return ks;
+}
+
+static uint8_t clip8(int32_t v)
+{
+    if (v >= (1 << PREC << 8)) return 255;
+    if (v <= 0) return 0;
+    return (uint8_t)(v >> PREC);
+}
+
+void mm_resnet_resize(const uint8_t *rgb, int h, int w, int oh, int ow,
+                      uint8_t *out)
+{
+    int *bx, *by;
+    int32_t *kx, *ky;
+    int ksx = pil_coeffs(w, ow, &bx, &kx), ksy = pil_coeffs(h, oh, &by, &ky);
+    /* Pillow skips a pass whose size does not change */
+    uint8_t *tmp = mm_malloc((size_t)h * ow * 3);
+    if (ow == w) {
+        memcpy(tmp, rgb, (size_t)h * w * 3);
+    } else {
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < ow; x++) {
+                const int32_t *k = kx + (size_t)x * ksx;
+                int32_t s[3] = {1 << (PREC - 1), 1 << (PREC - 1),
+                                1 << (PREC - 1)};
+                for (int i = 0; i < bx[2 * x + 1]; i++) {
+                    const uint8_t *p = rgb + ((size_t)y * w + bx[2 * x] + i) * 3;
+                    for (int c = 0; c < 3; c++) s[c] += p[c] * k[i];
+                }
+                for (int c = 0; c < 3; c++)
+                    tmp[((size_t)y * ow + x) * 3 + c] = clip8(s[c]);
+            }
+    }
+    if (oh == h) {
+        memcpy(out, tmp, (size_t)h * ow * 3);
+    } else {
+        for (int y = 0; y < oh; y++) {
+            const int32_t *k = ky + (size_t)y * ksy;
+            for (int x = 0; x < ow; x++) {
+                int32_t s[3] = {1 << (PREC - 1), 1 << (PREC - 1),
+                                1 << (PREC - 1)};
+                for (int i = 0; i < by[2 * y + 1]; i++) {
+                    const uint8_t *p =
+                        tmp + ((size_t)(by[2 * y] + i) * ow + x) * 3;
+                    for (int c = 0; c < 3; c++) s[c] += p[c] * k[i];
+                }
+                for (int c = 0; c < 3; c++)
+                    out[((size_t)y * ow + x) * 3 + c] = clip8(s[c]);
+            }
+        }
+    }
+    free(tmp);
+    free(bx);
+    free(by);
+    free(kx);
+    free(ky);
+}
+
 // ---- forward ---------------------------------------------------------------
 /* One thread pool: the OpenMP threads each run whole chunks (gather, sgemm
  * on one BLAS thread, epilogue) on their own rows while the chunk is in
