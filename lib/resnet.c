@@ -643,10 +643,10 @@ static void conv_gemm(mm_resnet *m, const conv *c, const float *x, int n,
     int direct = c->c.k == 1 && c->c.stride == 1;
     size_t kk = (size_t)c->c.k * c->c.k * c->c.cin;
     size_t rows = (size_t)n * ho * wo;
+    /* the chunking depends on the shapes only, never on the thread count,
+     * so that the bits do not either */
     size_t ch = ((size_t)1 << 17) / cout;
     if (ch < 128) ch = 128;
-    size_t even = (rows + nt - 1) / nt;
-    if (ch > even) ch = even;
     size_t nch = (rows + ch - 1) / ch;
     int relu = c->c.relu || acc;
     if (!direct)
@@ -757,9 +757,8 @@ static void conv_wino(mm_resnet *m, const conv *c, const float *x, int n,
     int th = (h + 3) / 4, tw = (w + 3) / 4;
     size_t ntile = (size_t)n * th * tw;
     size_t grp = ((size_t)1 << 20) / (36 * (size_t)(cin > cout ? cin : cout));
-    if (grp < 128) grp = 128;
-    size_t even = (ntile + nt - 1) / nt;
-    if (grp > even) grp = even;
+    if (grp < 64) grp = 64;
+    if (grp > ntile) grp = ntile;
     size_t ng = (ntile + grp - 1) / grp;
     for (int t = 0; t < nt; t++) {
         grow(&m->ts[t].wv, &m->ts[t].wvcap, 36 * grp * cin);
