@@ -753,31 +753,36 @@ static void wino_out(const float *M, size_t mst, const float *bias, int relu,
 static void conv_wino(mm_resnet *m, const conv *c, const float *x, int n,
                       int h, int w, float *y)
 {
-    int cin = c->c.cin, cout = c->c.cout, nt = n_threads();
+    int cin = c->c.cin, cout = c->c.cout;
     int th = (h + 3) / 4, tw = (w + 3) / 4;
     size_t ntile = (size_t)n * th * tw;
-    size_t grp = ((size_t)1 << 20) / (36 * (size_t)(cin > cout ? cin : cout));
-    if (grp < 64) grp = 64;
-    if (grp > ntile) grp = ntile;
+    /* groups of tiles whose transformed input stays near 8 MiB, evened
+     * out; within a group the threads split the tiles, then the 36
+     * products, then the tiles again: the same work for any thread count */
+    size_t grp = ((size_t)1 << 21) / (36 * (size_t)(cin > cout ? cin : cout));
+    if (grp < 16) grp = 16;
     size_t ng = (ntile + grp - 1) / grp;
-    for (int t = 0; t < nt; t++) {
-        grow(&m->ts[t].wv, &m->ts[t].wvcap, 36 * grp * cin);
-        grow(&m->ts[t].wm, &m->ts[t].wmcap, 36 * grp * cout);
-    }
-    _Pragma("omp parallel for schedule(dynamic, 1)")
-    for (size_t g = 0; g < ng; g++) {
-        size_t t0 = g * grp, k = ntile - t0 < grp ? ntile - t0 : grp;
-        float *V = m->ts[thread_id()].wv, *M = m->ts[thread_id()].wm;
-        for (size_t t = 0; t < k; t++)
-            wino_in(x, h, w, th, tw, cin, t0 + t, V + t * cin, k * cin);
-        for (int xi = 0; xi < 36; xi++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)k,
-                        cout, cin, 1.0f, V + (size_t)xi * k * cin, cin,
-                        c->wu + (size_t)xi * cin * cout, cout, 0.0f,
-                        M + (size_t)xi * k * cout, cout);
-        for (size_t t = 0; t < k; t++)
-            wino_out(M + t * cout, k * cout, c->b, c->c.relu, h, w, th, tw,
-                     cout, t0 + t, y);
+    grp = (ntile + ng - 1) / ng;
+    float *V = grow(&m->ts[0].wv, &m->ts[0].wvcap, 36 * grp * cin);
+    float *M = grow(&m->ts[0].wm, &m->ts[0].wmcap, 36 * grp * cout);
+    for (size_t t0 = 0; t0 < ntile; t0 += grp) {
+        size_t k = ntile - t0 < grp ? ntile - t0 : grp;
+        _Pragma("omp parallel")
+        {
+            _Pragma("omp for schedule(static)")
+            for (size_t t = 0; t < k; t++)
+                wino_in(x, h, w, th, tw, cin, t0 + t, V + t * cin, k * cin);
+            _Pragma("omp for schedule(dynamic, 1)")
+            for (int xi = 0; xi < 36; xi++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)k,
+                            cout, cin, 1.0f, V + (size_t)xi * k * cin, cin,
+                            c->wu + (size_t)xi * cin * cout, cout, 0.0f,
+                            M + (size_t)xi * k * cout, cout);
+            _Pragma("omp for schedule(static)")
+            for (size_t t = 0; t < k; t++)
+                wino_out(M + t * cout, k * cout, c->b, c->c.relu, h, w, th,
+                         tw, cout, t0 + t, y);
+        }
     }
 }
 
