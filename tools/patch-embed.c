@@ -88,6 +88,8 @@ typedef struct {
     int resample;     /* coords path: 0 read_region, 1 read_scaled */
     int level, size, out;
     int64_t ps0;
+    const mm_rec *hdr; /* the segment's header */
+    int ready;        /* coords parameters read from HDR */
     int64_t count;    /* tiles read so far */
     int th, tw;       /* the segment's tile size (0: not seen yet) */
     uint8_t *rgb, *rs;
@@ -107,6 +109,34 @@ static int seterr(feeder *f, const char *fmt, ...)
     vsnprintf(f->err, sizeof f->err, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+/* Coordinates-to-pixels parameters from the tiles meta (wsi-tile's), at
+ * the segment's first tile without pixels. */
+static int coords_params(feeder *f)
+{
+    const mm_rec *h = f->hdr;
+    const mm_val *m = mm_rec_get(h, "meta");
+    const char *id = mm_hdr_id(h) ? mm_hdr_id(h) : "";
+    int64_t v;
+    const char *rs = mm_val_str(mm_map_get(m, "resample"));
+    f->level = mm_val_int(mm_map_get(m, "patch_level"), &v) == 0 ? (int)v : 0;
+    f->size = mm_val_int(mm_map_get(m, "patch_size"), &v) == 0 ? (int)v : 0;
+    f->out = mm_val_int(mm_map_get(m, "out_size"), &v) == 0 ? (int)v : f->size;
+    f->ps0 = mm_val_int(mm_map_get(m, "patch_size_level0"), &v) == 0 ? v : 0;
+    f->resample = (rs && !strcmp(rs, "area")) || f->out != f->size;
+    if (f->size < 1 || f->size > 65536 || f->out < 1 || f->out > 65536 ||
+        (f->resample && f->ps0 < 1))
+        return seterr(f, "%s: segment '%s': coords-only tiles need "
+                      "patch_size (and patch_size_level0, out_size when "
+                      "resampled) in the meta", mm_stream_name(f->in), id);
+    const char *want = mm_val_str(mm_map_get(m, "slide_digest"));
+    const char *got = mm_slide_digest(f->slide);
+    if (want && got && strcmp(want, got))
+        return seterr(f, "%s: slide digest %s, the tiles of '%s' were cut "
+                      "from %s", f->c->slide_path, got, id, want);
+    f->ready = 1;
+    return 0;
 }
 
 /* The RGB pixels of record R into F->rgb (its size in *H, *W). */
@@ -129,6 +159,7 @@ static int tile_pixels(feeder *f, const mm_rec *r, int *h, int *w)
     if (!f->slide)
         return seterr(f, "%s: tiles without pixels (coords-only): give the "
                       "slide with --slide FILE", mm_stream_name(f->in));
+    if (!f->ready && coords_params(f) < 0) return -1;
     int64_t x, y;
     if (mm_val_int(mm_rec_get(r, "x"), &x) != 0 ||
         mm_val_int(mm_rec_get(r, "y"), &y) != 0)
@@ -278,29 +309,6 @@ static void header(const cfg *c, const mm_resnet *net, const mm_rec *in,
     }
 }
 
-/* Coordinates-to-pixels parameters from the tiles meta (wsi-tile's). */
-static void coords_params(feeder *f, const mm_rec *h)
-{
-    const mm_val *m = mm_rec_get(h, "meta");
-    int64_t v;
-    const char *rs = mm_val_str(mm_map_get(m, "resample"));
-    f->level = mm_val_int(mm_map_get(m, "patch_level"), &v) == 0 ? (int)v : 0;
-    f->size = mm_val_int(mm_map_get(m, "patch_size"), &v) == 0 ? (int)v : 0;
-    f->out = mm_val_int(mm_map_get(m, "out_size"), &v) == 0 ? (int)v : f->size;
-    f->ps0 = mm_val_int(mm_map_get(m, "patch_size_level0"), &v) == 0 ? v : 0;
-    f->resample = (rs && !strcmp(rs, "area")) || f->out != f->size;
-    if (f->size < 1 || f->size > 65536 || f->out < 1 || f->out > 65536 ||
-        (f->resample && f->ps0 < 1))
-        fail("%s: segment '%s': coords-only tiles need patch_size (and "
-             "patch_size_level0, out_size when resampled) in the meta",
-             mm_stream_name(f->in), mm_hdr_id(h) ? mm_hdr_id(h) : "");
-    const char *want = mm_val_str(mm_map_get(m, "slide_digest"));
-    const char *got = mm_slide_digest(f->slide);
-    if (want && got && strcmp(want, got))
-        fail("%s: slide digest %s, the tiles of '%s' were cut from %s",
-             f->c->slide_path, got, mm_hdr_id(h) ? mm_hdr_id(h) : "", want);
-}
-
 static void write_chunk(mm_rec *rec, int64_t chunk, int64_t rows, int dim,
                         const int32_t *xy, const void *f, int half)
 {
@@ -331,7 +339,8 @@ static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
     f->full[0] = f->full[1] = 0;
     f->stop = 0;
     f->err[0] = 0;
-    if (slide) coords_params(f, ih);
+    f->hdr = ih;
+    f->ready = 0;
     mm_rec *h = mm_rec_new();
     header(c, net, ih, h);
     if (mm_stream_begin(g_out, h) != 0) fail("%s", mm_stream_error(g_out));

@@ -84,7 +84,10 @@ void mm_resnet_resize(const uint8_t *rgb, int h, int w, int oh, int ow,
 
 /* Features of N images X (N, H, W, 3) f32 (preprocessed, NHWC) into OUT
  * (N, dim). Uses the OpenMP threads (omp_set_num_threads) it is given;
- * scratch memory is held by M and reused (bounded by N, H, W).
+ * scratch memory is held by M and reused (bounded by N, H, W). Each
+ * OpenMP thread calls sgemm on its own chunk, so OpenBLAS's own threads
+ * are set to 1 for the call and restored after. The result does not
+ * depend on the number of threads (the work is split by shape only).
  * @return 0, or -1 with the reason in mm_strerror(). */
 int mm_resnet_forward(mm_resnet *m, int n, int h, int w, const float *x,
                       float *out) MM_RESULT_USED;
