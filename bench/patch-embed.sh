@@ -12,6 +12,9 @@
 # decoded and normalised in memory), eager / channels_last + jit.freeze +
 # optimize_for_inference (and torch.compile with MODES=eager,jit,compile),
 # best of REPS. The ratio is ours (best core type) over torch's fastest mode.
+# CPUT=1 times both sides by CPU time (user + system) instead of wall
+# time: on a machine other jobs share, with THREADS=1, it still measures
+# the work (wall time there measures the neighbours).
 # Environment: N (32), BATCH (16), THREADS (2), REPS (2), LAYER (3),
 # FIXCORE (SkylakeX; 0 = skip that run), PYTHON, MODES (eager,jit),
 # MMPATH_TEST_DATA (the data directory holding wsi/).
@@ -46,11 +49,11 @@ ours() {  # ours LABEL [ENV...]: best patches/s of REPS runs
     label=$1; shift
     best=0
     for r in $(seq "$REPS"); do
-        t0=$(date +%s.%N)
-        env "$@" "$pe" -q -@ "$THREADS" --batch "$BATCH" --layer "$LAYER" \
+        /usr/bin/time -f "%e %U %S" -o "$tmp/time" env "$@" "$pe" -q \
+            -@ "$THREADS" --batch "$BATCH" --layer "$LAYER" \
             --weights random:1 -o "$tmp/f.mpk" "$tmp/tiles.mpk"
-        t1=$(date +%s.%N)
-        best=$(awk -v a="$best" -v n="$N" -v d="$(echo "$t1 - $t0" | bc)" \
+        d=$(awk -v c="${CPUT:-0}" '{ print (c == 1 ? $2 + $3 : $1) }' "$tmp/time")
+        best=$(awk -v a="$best" -v n="$N" -v d="$d" \
             'BEGIN { p = n / d; print (p > a ? p : a) }')
     done
     printf 'ours %-22s %6.2f patches/s %6.1f GFLOP/s\n' "$label" "$best" \
@@ -58,8 +61,8 @@ ours() {  # ours LABEL [ENV...]: best patches/s of REPS runs
     echo "$best" > "$tmp/ours.$label"
 }
 
-echo "# $N tiles 256x256, layer$LAYER, batch $BATCH, $THREADS threads, $(date -u +%FT%TZ)"
-echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) CPUs"
+echo "# $N tiles 256x256, layer$LAYER, batch $BATCH, $THREADS threads, $([ "${CPUT:-0}" = 1 ] && echo "CPU time" || echo "wall time"), $(date -u +%FT%TZ)"
+echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(getconf _NPROCESSORS_ONLN) CPUs"
 ours default
 best_ours=$(cat "$tmp/ours.default")
 if [ "$FIXCORE" != 0 ]; then
@@ -67,7 +70,7 @@ if [ "$FIXCORE" != 0 ]; then
     b=$(cat "$tmp/ours.CORETYPE=$FIXCORE")
     best_ours=$(awk -v a="$best_ours" -v b="$b" 'BEGIN { print (b > a ? b : a) }')
 fi
-"$PYTHON" "$top/bench/patch_embed_anchor.py" "$slide" "$tmp/coords" "$LAYER" \
+CPUT=${CPUT:-} "$PYTHON" "$top/bench/patch_embed_anchor.py" "$slide" "$tmp/coords" "$LAYER" \
     "$BATCH" "$THREADS" "$REPS" "$MODES" 2>/dev/null | tee "$tmp/torch"
 best_torch=$(awk '$1 == "torch" && $3 > b { b = $3 } END { print b }' "$tmp/torch")
 echo "ratio ours/torch-fastest: $(echo "$best_ours / $best_torch" | bc -l | cut -c1-5)"

@@ -61,7 +61,7 @@ print(f"# torch {torch.__version__}, {threads} threads, {n} tiles, batch "
 
 
 # CPUT=1: process CPU time instead of wall time (a busy machine; 1 thread)
-clock = time.process_time if os.environ.get("CPUT") else time.perf_counter
+clock = time.process_time if os.environ.get("CPUT") == "1" else time.perf_counter
 
 
 def run(f, xs):
