@@ -45,7 +45,14 @@ typedef struct {
 
 /* Load WEIGHTS (a safetensors path, or "random:SEED" for deterministic
  * random weights with non-trivial BatchNorm statistics: tests and the
- * offline demo, never ImageNet features) and build the trunk up to LAYER
+ * offline demo, never ImageNet features. random:SEED draws one splitmix64
+ * stream over all parameters in module order: value i (0-based, counted
+ * across tensors) uses u = (mix(SEED + (i + 1) * 0x9E3779B97F4A7C15) >>
+ * 40) / 2^24, mix being splitmix64's finaliser; per convolution, in this
+ * order, weight (OIHW) = (2u - 1) sqrt(6 / fan_in), then its BatchNorm's
+ * weight = 0.5 + u, bias = 0.2 (2u - 1), running_mean = 0.2 (2u - 1),
+ * running_var = 0.5 + u, each computed in double and rounded once to f32;
+ * tests/gen/resnet_ref.py does the same in numpy) and build the trunk up to LAYER
  * (3 or 4). @return the model, or NULL with one line in mm_strerror()
  * ("missing key layer1.0.conv1.weight", "layer1.0.conv1.weight: shape
  * [64,3,1,1], expected [64,64,1,1]", "not a safetensors file"). */
@@ -64,9 +71,23 @@ const mm_resnet_conv *mm_resnet_conv_at(const mm_resnet *m, int i);
  * 0.406), std (0.229, 0.224, 0.225). */
 void mm_resnet_preprocess(const uint8_t *rgb, int h, int w, float *x);
 
+/* torchvision's Resize(SIZE) on a PIL image, as new CLAM's
+ * --target_patch_size: the shorter side becomes SIZE, the longer
+ * int(SIZE * long / short); *OH, *OW get the output size. */
+void mm_resnet_resize_size(int h, int w, int size, int *oh, int *ow);
+/* PIL's Image.resize(BILINEAR) of RGB (H, W, 3) u8 to OUT (OH, OW, 3):
+ * the triangle filter widened by the scale when reducing (antialiased),
+ * horizontal pass then vertical, each rounded to u8 in PIL's 22-bit fixed
+ * point, so the bytes are PIL's (Pillow's Resample.c). */
+void mm_resnet_resize(const uint8_t *rgb, int h, int w, int oh, int ow,
+                      uint8_t *out);
+
 /* Features of N images X (N, H, W, 3) f32 (preprocessed, NHWC) into OUT
  * (N, dim). Uses the OpenMP threads (omp_set_num_threads) it is given;
- * scratch memory is held by M and reused (bounded by N, H, W).
+ * scratch memory is held by M and reused (bounded by N, H, W). Each
+ * OpenMP thread calls sgemm on its own chunk, so OpenBLAS's own threads
+ * are set to 1 for the call and restored after. The result does not
+ * depend on the number of threads (the work is split by shape only).
  * @return 0, or -1 with the reason in mm_strerror(). */
 int mm_resnet_forward(mm_resnet *m, int n, int h, int w, const float *x,
                       float *out) MM_RESULT_USED;
