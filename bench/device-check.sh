@@ -24,8 +24,9 @@ SUM=$OUT/summary.txt
 T0=$(date +%s)
 BUDGET=${DEVICE_CHECK_BUDGET:-450} # seconds for everything
 say() { echo "$*" | tee -a "$SUM"; }
-# run NAME SECONDS CMD...: stdout+stderr to OUT/NAME.txt and the log, capped
-# by what is left of the budget
+# run NAME SECONDS CMD...: stdout+stderr to STEPS/NAME.txt and the log,
+# capped by what is left of the budget. OUT keeps two files only (the log
+# and the summary): the device tool brings back at most 8.
 run() {
     local name=$1 t=$2
     shift 2
@@ -37,9 +38,9 @@ run() {
     fi
     echo "== $name (timeout ${t}s): $*"
     local s=$(date +%s)
-    timeout -k 5 "$t" "$@" > "$OUT/$name.txt" 2>&1
+    timeout -k 5 "$t" "$@" > "$STEPS/$name.txt" 2>&1
     local rc=$?
-    cat "$OUT/$name.txt"
+    cat "$STEPS/$name.txt"
     say "$name: exit $rc in $(($(date +%s) - s))s"
     return $rc
 }
@@ -57,6 +58,8 @@ echo "python3: ${PY:-none}"
 
 PACK=bench/device-pack
 BIN=$(mktemp -d /tmp/mm-device.XXXXXX)
+STEPS=$BIN/steps
+mkdir -p "$STEPS"
 if [ -f "$PACK/bin.tar.xz" ]; then
     tar -xJf "$PACK/bin.tar.xz" -C "$BIN" 2>/dev/null ||
         "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
@@ -102,12 +105,12 @@ for t in t-backend t-resnet-cuda t-tensor-cuda; do
         continue
     fi
     run "$t" 240 "$BIN/$t"
-    nok=$(grep -c '^ok' "$OUT/$t.txt")
-    nnot=$(grep -c '^not ok' "$OUT/$t.txt")
-    skip=$(grep -c '^1\.\.0 # SKIP' "$OUT/$t.txt")
+    nok=$(grep -c '^ok' "$STEPS/$t.txt")
+    nnot=$(grep -c '^not ok' "$STEPS/$t.txt")
+    skip=$(grep -c '^1\.\.0 # SKIP' "$STEPS/$t.txt")
     say "$t: ok=$nok not_ok=$nnot skipped_all=$skip"
-    grep '^not ok' "$OUT/$t.txt" | sed "s/^/$t: /" | tee -a "$SUM"
-    grep -E 'relative difference' "$OUT/$t.txt" | sed "s/^# /$t: /" | tee -a "$SUM"
+    grep '^not ok' "$STEPS/$t.txt" | sed "s/^/$t: /" | tee -a "$SUM"
+    grep -E 'relative difference' "$STEPS/$t.txt" | sed "s/^# /$t: /" | tee -a "$SUM"
 done
 
 echo "== embed-gpu on the tile stream"
@@ -116,7 +119,7 @@ if [ -x "$BIN/embed-gpu" ] && [ -f "$TILES" ]; then
     # ~160 tiles a pass: 25 passes = ~4000 tiles end to end
     for prec in fp16 tf32; do
         run "embed-$prec" 150 "$BIN/embed-gpu" run "$TILES" --prec $prec --batch 256 --repeat 25 --layer 3 --check 8
-        grep -E '^[a-z_0-9]+=' "$OUT/embed-$prec.txt" | sed "s/^/embed_${prec}_/" >> "$SUM"
+        grep -E '^[a-z_0-9]+=' "$STEPS/embed-$prec.txt" | sed "s/^/embed_${prec}_/" >> "$SUM"
     done
 else
     say "embed-gpu or $TILES missing: no benchmark"
@@ -126,10 +129,10 @@ echo "== PyTorch anchor"
 if [ $gpu = yes ] && [ -n "$PY" ] && "$PY" -c 'import torch, torchvision' 2>/dev/null; then
     for prec in fp16 tf32; do
         run "torch-$prec" 120 "$PY" bench/embed_torch_anchor.py --prec $prec --batch 256 --size 256 --layer 3
-        grep -E '^[a-z_0-9]+=' "$OUT/torch-$prec.txt" | sed "s/^/torch_${prec}_/" >> "$SUM"
+        grep -E '^[a-z_0-9]+=' "$STEPS/torch-$prec.txt" | sed "s/^/torch_${prec}_/" >> "$SUM"
     done
 else
-    say "PyTorch anchor skipped (gpu=$gpu, torch/torchvision importable: no)"
+    say "PyTorch anchor skipped (gpu=$gpu; needs a GPU and python3 with torch and torchvision)"
 fi
 
 echo "== ratios"
