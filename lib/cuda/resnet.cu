@@ -63,7 +63,7 @@ struct mm_resnet_cuda {
     conv *cv;
     slot sl[NSLOT];
     int next, oldest, pending;
-    char desc[256];
+    char desc[512];
 };
 
 extern "C" void mm__set_error(const char *fmt, ...);
@@ -378,7 +378,7 @@ static int build(mm_resnet_cuda *g, const mm_resnet *m)
     cudaDeviceProp p;
     CK(cudaGetDeviceProperties(&p, 0), "device properties");
     snprintf(g->desc, sizeof g->desc,
-             "%s, cuDNN %zu, %s NHWC, batch %d, %dx%d, %d convs, workspace %.0f MiB",
+             "%.200s, cuDNN %zu, %s NHWC, batch %d, %dx%d, %d convs, workspace %.0f MiB",
              p.name, cudnnGetVersion(), g->prec == MM_CUDA_FP16 ? "FP16" : "TF32",
              g->max_batch, g->h, g->w, g->nconv, g->ws / 1048576.0);
     return 0;
