@@ -13,7 +13,7 @@ if ! command -v groff >/dev/null 2>&1; then
 fi
 
 # every page; the tools whose page must name each long option of --help
-OPT_TOOLS="km-plot rna-select seq-mask mm-synth mm-train wsi-tile"
+OPT_TOOLS="km-plot rna-select seq-mask mm-synth mm-train wsi-tile patch-embed"
 PAGES="mpk.1 mmpath-stream.5 mmpath.7"
 for t in $OPT_TOOLS; do PAGES="$PAGES $t.1"; done
 COMMANDS="cat head info verify pack"

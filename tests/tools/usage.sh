@@ -4,7 +4,7 @@
 # and prints "<name> (mmpath) VERSION" for --version.
 . "$top_srcdir/tests/tools/lib.sh"
 set -e
-TOOLS="mpk km-plot rna-select seq-mask mm-synth mm-train wsi-tile"
+TOOLS="mpk km-plot rna-select seq-mask mm-synth mm-train wsi-tile patch-embed"
 SUBS_mpk="cat head info verify pack"
 for t in $TOOLS; do
     run "$t" --help
