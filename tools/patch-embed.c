@@ -20,6 +20,7 @@
 #include "mm/dtype.h"
 #include "mm/resnet.h"
 #include "mm/slide.h"
+#include "mm/resnet_cuda.h"
 #include "mm/stream.h"
 #include "toolutil.h"
 
@@ -42,7 +43,10 @@ static void usage(FILE *fp)
 "  -r, --resize N         torchvision Resize(N) on the tile first (new CLAM:\n"
 "                         224); default: native size (old CLAM)\n"
 "  -s, --slide FILE       read coords-only tiles' pixels from FILE\n"
-"  -b, --batch N          tiles per forward pass [16]\n"
+"  -b, --batch N          tiles per forward pass [16; 128 on CUDA]\n"
+"  -d, --device D         cpu, cuda (cuDNN; fails without a GPU) or auto\n"
+"                         (cuda when a GPU answers) [auto]\n"
+"      --precision P      on CUDA: fp16 (FP16 tensor cores) or tf32 [fp16]\n"
 "      --half             write f16 features (default f32)\n"
 "  -o, --output FILE      the features stream [stdout]\n"
 "  -@, --threads N        threads [1]\n"
@@ -67,17 +71,22 @@ static MM_NORETURN MM_PRINTF(1, 2) void fail(const char *fmt, ...)
 typedef struct {
     const char *weights, *slide_path;
     int layer, resize, batch, half, pn;
+    int gpu;        /* run on cuDNN (mm/resnet_cuda.h) */
+    int tf32;       /* its precision: TF32 instead of FP16 */
     char **pargv;
 } cfg;
 
 // ---------------------------------------------------------------- reader
 
-/* A batch: tile coordinates and preprocessed pixels (NHWC f32). */
+/* A batch: tile coordinates and pixels: preprocessed (NHWC f32) for the
+ * CPU engine, or raw RGB for the GPU, which preprocesses on the device. */
 typedef struct {
     int n, h, w;
     int32_t *xy;
     float *x;
     size_t cap; /* floats in x */
+    uint8_t *u8;
+    size_t ucap; /* bytes in u8 */
     int last;   /* the segment ends with this batch */
 } batch;
 
@@ -219,11 +228,19 @@ static int fill(feeder *f, batch *b)
                           (long long)f->count, h, w, f->th, f->tw);
         }
         size_t per = (size_t)h * w * 3;
-        if ((size_t)(b->n + 1) * per > b->cap) {
-            b->cap = (size_t)c->batch * per;
-            b->x = mm_realloc(b->x, b->cap * sizeof *b->x);
+        if (c->gpu) {
+            if ((size_t)(b->n + 1) * per > b->ucap) {
+                b->ucap = (size_t)c->batch * per;
+                b->u8 = mm_realloc(b->u8, b->ucap);
+            }
+            memcpy(b->u8 + b->n * per, px, per);
+        } else {
+            if ((size_t)(b->n + 1) * per > b->cap) {
+                b->cap = (size_t)c->batch * per;
+                b->x = mm_realloc(b->x, b->cap * sizeof *b->x);
+            }
+            mm_resnet_preprocess(px, h, w, b->x + b->n * per);
         }
-        mm_resnet_preprocess(px, h, w, b->x + b->n * per);
         b->xy[2 * b->n] = (int32_t)x;
         b->xy[2 * b->n + 1] = (int32_t)y;
         b->h = h;
@@ -289,6 +306,9 @@ static void header(const cfg *c, const mm_resnet *net, const mm_rec *in,
         put_str(h, m, "weights_note",
                 "deterministic random weights for tests: not ImageNet features");
     put_str(h, m, "dtype", c->half ? "f16" : "f32");
+    /* cuDNN's FP16/TF32 features differ from the CPU's in the last digits
+     * (t-resnet-cuda states by how much): say which computed them */
+    put_str(h, m, "device", !c->gpu ? "cpu" : c->tf32 ? "cuda tf32" : "cuda fp16");
     mm_val *p = mm_map_put(h, m, "preprocessing");
     mm_val_set_map(p);
     if (c->resize) {
@@ -319,6 +339,26 @@ static void write_chunk(mm_rec *rec, int64_t chunk, int64_t rows, int dim,
     mm_val_set_nd(rec, mm_rec_put(rec, "f"), half ? MM_F16 : MM_F32, 2,
                   (int64_t[]){rows, dim}, f, 0);
     if (mm_stream_write(g_out, rec) != 0) fail("%s", mm_stream_error(g_out));
+}
+
+/* The cuDNN network for tiles of H x W, made at the first batch of a
+ * segment (the tile size is known then) and kept while the size repeats. */
+static mm_resnet_cuda *g_gpu;
+static int g_gh, g_gw;
+
+static int gpu_forward(const cfg *c, const mm_resnet *net, const batch *b,
+                       float *feat)
+{
+    if (!g_gpu || g_gh != b->h || g_gw != b->w) {
+        mm_resnet_cuda_free(g_gpu);
+        g_gpu = mm_resnet_cuda_new_ex(net, c->batch, b->h, b->w,
+                                      c->tf32 ? MM_CUDA_TF32 : MM_CUDA_FP16);
+        if (!g_gpu) return -1;
+        g_gh = b->h;
+        g_gw = b->w;
+        mm_note(3, "%s", mm_resnet_cuda_describe(g_gpu));
+    }
+    return mm_resnet_cuda_forward_u8(g_gpu, b->u8, b->n, feat);
 }
 
 static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
@@ -368,7 +408,8 @@ static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
             pthread_join(th, NULL);
             fail("%s", f->err);
         }
-        if (b->n > 0 && mm_resnet_forward(net, b->n, b->h, b->w, b->x, feat) != 0) {
+        if (b->n > 0 && (c->gpu ? gpu_forward(c, net, b, feat)
+                               : mm_resnet_forward(net, b->n, b->h, b->w, b->x, feat)) != 0) {
             pthread_mutex_lock(&f->mu);
             f->stop = 1;
             pthread_cond_broadcast(&f->cv);
@@ -437,7 +478,7 @@ static void check_blas(void)
 
 int main(int argc, char **argv)
 {
-    enum { O_HALF = 256 };
+    enum { O_HALF = 256, O_PRECISION };
     static const struct option lopts[] = {
         {"weights", required_argument, NULL, 'w'},
         {"layer", required_argument, NULL, 'l'},
@@ -445,9 +486,13 @@ int main(int argc, char **argv)
         {"slide", required_argument, NULL, 's'},
         {"batch", required_argument, NULL, 'b'},
         {"half", no_argument, NULL, O_HALF},
+        {"device", required_argument, NULL, 'd'},
+        {"precision", required_argument, NULL, O_PRECISION},
         {"output", required_argument, NULL, 'o'},
         MM_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-    const char *optstring = "w:l:r:s:b:o:@:vqhV";
+    const char *optstring = "w:l:r:s:b:d:o:@:vqhV";
+    const char *device = "auto";
+    int batch_set = 0;
     const char *out = "-";
     cfg c = {.layer = 3, .batch = 16};
     int ch;
@@ -458,8 +503,21 @@ int main(int argc, char **argv)
         case 'l': c.layer = (int)mm_opt_int("--layer", optarg, 3, 4); break;
         case 'r': c.resize = (int)mm_opt_int("--resize", optarg, 32, 65536); break;
         case 's': c.slide_path = optarg; break;
-        case 'b': c.batch = (int)mm_opt_int("--batch", optarg, 1, 4096); break;
+        case 'b':
+            c.batch = (int)mm_opt_int("--batch", optarg, 1, 4096);
+            batch_set = 1;
+            break;
         case O_HALF: c.half = 1; break;
+        case 'd':
+            if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda") && strcmp(optarg, "auto"))
+                mm_die_usage("--device: expected cpu, cuda or auto, got '%s'", optarg);
+            device = optarg;
+            break;
+        case O_PRECISION:
+            if (strcmp(optarg, "fp16") && strcmp(optarg, "tf32"))
+                mm_die_usage("--precision: expected fp16 or tf32, got '%s'", optarg);
+            c.tf32 = !strcmp(optarg, "tf32");
+            break;
         case 'o': out = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': mm_print_version("patch-embed"); return 0;
@@ -487,7 +545,14 @@ int main(int argc, char **argv)
 #ifdef _OPENMP
     omp_set_num_threads(mm_threads);
 #endif
-    check_blas();
+    if (strcmp(device, "cpu")) {
+        char why[256];
+        c.gpu = mm_resnet_cuda_available(why, sizeof why);
+        if (!c.gpu && !strcmp(device, "cuda")) mm_die("--device cuda: %s", why);
+        if (!c.gpu) mm_note(3, "CPU: %s", why);
+        if (c.gpu && !batch_set) c.batch = 128;
+    }
+    if (!c.gpu) check_blas();
 
     mm_resnet *net = mm_resnet_load(c.weights, c.layer);
     if (!net) mm_die("%s", mm_strerror());
@@ -517,7 +582,9 @@ int main(int argc, char **argv)
     for (int k = 0; k < 2; k++) {
         free(f.b[k].xy);
         free(f.b[k].x);
+        free(f.b[k].u8);
     }
+    mm_resnet_cuda_free(g_gpu);
     free(f.rgb);
     free(f.rs);
     mm_rec_free(f.rec);

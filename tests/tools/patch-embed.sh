@@ -94,5 +94,31 @@ is "$(grep -vc 'warning: OpenBLAS' "$err")" 1 "one line (besides a BLAS warning)
 run patch-embed --weights random:x -o x.mpk pix.mpk
 is "$rc" 1 "bad seed: exit 1"
 
+# --device: cuda needs a GPU (one line and exit 1 without one); auto takes
+# the CPU then, and its features are the CPU's; the header says which ran
+run patch-embed --weights random:42 --batch 3 --device cuda -o g.mpk pix.mpk
+if [ "$rc" -eq 1 ]; then
+    like "$err" '^patch-embed: --device cuda: ' "--device cuda without a GPU: says why"
+    is "$(wc -l <"$err")" 1 "--device cuda without a GPU: one line"
+    is "$(ls g.mpk 2>/dev/null)" "" "--device cuda without a GPU: no output"
+    run patch-embed --weights random:42 --batch 3 --device auto -o a.mpk pix.mpk
+    is "$rc" 0 "--device auto without a GPU: exit 0"
+    is "$("$h" cmp a.mpk f.mpk)" 0 "--device auto without a GPU: the CPU's features"
+else
+    is "$rc" 0 "--device cuda with a GPU: exit 0"
+    run mpk cat g.mpk
+    like "$out" '"device":"cuda fp16"' "--device cuda: the header says cuda fp16"
+    v=$("$h" cmp g.mpk f.mpk)
+    if lt "$v" 3e-2; then pass "--device cuda: the CPU's features within FP16 precision ($v)"
+    else fail "--device cuda: the CPU's features within FP16 precision ($v)"; fi
+    pass "(a GPU answered)"
+fi
+run mpk cat f.mpk
+like "$out" '"device":"cpu"' "header: device cpu"
+run patch-embed --weights random:42 --device gpu pix.mpk
+is "$rc" 2 "--device gpu: usage error"
+run patch-embed --weights random:42 --precision fp8 pix.mpk
+is "$rc" 2 "--precision fp8: usage error"
+
 echo "1..$T_N"
 done_testing
