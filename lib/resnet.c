@@ -22,43 +22,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <glib.h>
 
 #include "mm/resnet.h"
 #include "mm/safetensors.h"
+#include "mm/sha256.h"
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #define BN_EPS 1e-5
-
-// ---- the weights digest ----------------------------------------------------
-
-/* "sha256:HEX" of the file at PATH into OUT (GLib's SHA-256, as
- * lib/slide.c's digests); -1 with errno's message. */
-static int file_digest(const char *path, char *out, size_t outsz)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        mm__set_error("%s: %s", path, strerror(errno));
-        return -1;
-    }
-    GChecksum *ck = g_checksum_new(G_CHECKSUM_SHA256);
-    uint8_t *buf = mm_malloc(1 << 20);
-    size_t n;
-    while ((n = fread(buf, 1, 1 << 20, f)) > 0) g_checksum_update(ck, buf, n);
-    int bad = ferror(f);
-    fclose(f);
-    free(buf);
-    if (!bad) snprintf(out, outsz, "sha256:%s", g_checksum_get_string(ck));
-    g_checksum_free(ck);
-    if (bad) {
-        mm__set_error("%s: read error", path);
-        return -1;
-    }
-    return 0;
-}
 
 // ---- the network -----------------------------------------------------------
 
@@ -295,7 +268,7 @@ mm_resnet *mm_resnet_load(const char *weights, int layer)
     if (L.st) mm_st_close(L.st);
     if (rc == 0) {
         if (L.st)
-            rc = file_digest(weights, m->digest, sizeof m->digest);
+            rc = mm_sha256_file(weights, m->digest, sizeof m->digest);
         else
             snprintf(m->digest, sizeof m->digest, "random:%llu",
                      (unsigned long long)L.r.seed);

@@ -18,6 +18,7 @@
 #include <openslide.h>
 #include <vips/vips.h>
 
+#include "mm/sha256.h"
 #include "mm/slide.h"
 
 #define MM_FLAT_MAX_PX ((int64_t)1 << 28)
@@ -366,20 +367,9 @@ const char *mm_slide_digest(mm_slide *s)
         s->digest = mm_strdup(q);
         return s->digest;
     }
-    FILE *f = fopen(s->path, "rb");
-    if (!f) return NULL;
-    GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
-    unsigned char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) g_checksum_update(c, buf, n);
-    int bad = ferror(f);
-    fclose(f);
-    if (!bad) {
-        const char *hex = g_checksum_get_string(c);
-        s->digest = mm_malloc(strlen(hex) + 8);
-        sprintf(s->digest, "sha256:%s", hex);
-    }
-    g_checksum_free(c);
+    char d[80];
+    if (mm_sha256_file(s->path, d, sizeof d) != 0) return NULL;
+    s->digest = mm_strdup(d);
     return s->digest;
 }
 
