@@ -128,7 +128,10 @@ fi
 echo "== PyTorch anchor"
 if [ $gpu = yes ] && [ -n "$PY" ] && "$PY" -c 'import torch, torchvision' 2>/dev/null; then
     for prec in fp16 tf32; do
-        run "torch-$prec" 120 "$PY" bench/embed_torch_anchor.py --prec $prec --batch 256 --size 256 --layer 3
+        # without our LD_LIBRARY_PATH: torch brings its own cuDNN and
+        # refuses an older one found first (on the H100 run of 2026-11-26
+        # pip's nvidia-cudnn 9.14 was found for ours, torch wants 9.19)
+        run "torch-$prec" 120 env -u LD_LIBRARY_PATH "$PY" bench/embed_torch_anchor.py --prec $prec --batch 256 --size 256 --layer 3
         grep -E '^[a-z_0-9]+=' "$STEPS/torch-$prec.txt" | sed "s/^/torch_${prec}_/" >> "$SUM"
     done
 else
