@@ -10,7 +10,7 @@
  * 8 heads, 256 landmarks, pinv 6, attention dropout 0.1), a 2-class head,
  * F32, mm_model_init(S) (default seed 7).
  *
- * train: W warm-up bags (default 1) and then B timed bags (default 4),
+ * train: W warm-up bags (default 2: the arena settles in two) and then B timed bags (default 4),
  * each a training step as mm-train takes it with one bag per step:
  * mm_ctx_reset, mm_params_zero_grad, x (N, 1024) random normal (drawn
  * before the clock starts), forward in training mode (dropout on, a seed
@@ -194,7 +194,7 @@ int main(int argc, char **argv)
     }
     const char *mode = argv[1], *path = NULL;
     int64_t n = 6000;
-    int bags = 4, warmup = 1;
+    int bags = 4, warmup = 2;
     uint64_t seed = 7;
     int i = 2;
     if (strcmp(mode, "core") == 0) {

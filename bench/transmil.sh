@@ -7,7 +7,7 @@
 # (bench/transmil_anchor.py: tests/gen/mil_refs.py's TransMIL in f32) on the
 # same THREADS CPU threads (default 2), printed as a ratio torch/ours
 # (target >= 1.5). An epoch is estimated as BAGS x the mean step of TIMED
-# bags (default 3) after one warm-up bag, in each process; runs interleave
+# bags (default 3) after two warm-up bags, in each process; runs interleave
 # ours and torch REPS times (default 2) and each side keeps its best.
 # Before that, a forward check: `transmil-bench check` writes our weights,
 # one bag and our eval-mode outputs to a safetensors file, the anchor loads
@@ -87,7 +87,7 @@ echo "           forward (train mode, dropout 0.1), cross-entropy, backward, Ada
 echo "ours:      transmil-bench, lib/mil.c + lib/nn.c + lib/tensor.c, $(mk BLAS_LIBS) ($(uname -m), $(nproc 2>/dev/null || echo ?) CPUs, $($cc --version | head -n 1))"
 echo "           OpenBLAS kernels: detected $core${OPENBLAS_CORETYPE:+, run with OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE}"
 echo "anchor:    $("$py" "$here/transmil_anchor.py" versions) ($py)"
-echo "per run:   1 warm-up bag + $timed timed; epoch = $bags x mean step; best of $reps runs, interleaved"
+echo "per run:   2 warm-up bags + $timed timed; epoch = $bags x mean step; best of $reps runs, interleaved"
 
 key() { sed -n "s/^$2=//p" "$1" | head -n 1; }
 

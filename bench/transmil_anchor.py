@@ -14,7 +14,7 @@ masks: the timing is the same, the values differ).
 train: the step of transmil-bench.c: zero_grad(set_to_none=True), x (N, 1024)
 random normal (drawn before the clock starts), forward in training mode,
 cross-entropy on a random label, backward, torch.optim.Adam(lr=2e-4,
-weight_decay=1e-5). W warm-up bags (default 1), then B timed (default 4);
+weight_decay=1e-5). W warm-up bags (default 2), then B timed (default 4);
 key=value lines as the C side.
 
 check: loads FILE written by `transmil-bench check` (our weights under their
@@ -86,7 +86,7 @@ def main():
     ap.add_argument("file", nargs="?")
     ap.add_argument("--tokens", type=int, default=6000)
     ap.add_argument("--bags", type=int, default=4)
-    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     if a.cmd == "versions":
