@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef MM_HAVE_VIPS
 #include <vips/vips.h>
+#endif
 
 #include "mm/io.h"
 #include "mm/plot.h"
@@ -870,6 +872,7 @@ int mm_km_svg(FILE *fp, const mm_plot_group *g, int ng, const mm_plot_opts *o)
 
 // ---------------------------------------------------------------- PNG
 
+#ifdef MM_HAVE_VIPS
 /* vips_init() is itself idempotent; the flag only saves the call. */
 static int vips_started;
 
@@ -944,3 +947,13 @@ done:
     if (img) g_object_unref(img);
     return ret;
 }
+#else
+/* A build without libvips (configure --enable-device-build) writes SVG only. */
+int mm_svg_to_png(const char *svg, size_t n, const char *png_path, double scale)
+{
+    (void)svg; (void)n; (void)scale;
+    mm__set_error("%s: PNG needs libvips, which this build (--enable-device-build) left out; write SVG",
+                  png_path ? png_path : "(null)");
+    return -1;
+}
+#endif

@@ -1,6 +1,9 @@
 /* tensor.c: contexts (arena + tape), tensors and views, the CPU kernels of
  * every op with their backward, parameter blocks and Adam/AdamW.
- * Not here: the CUDA backend (ops refuse tensors on MM_CUDA), file I/O.
+ * Tensors on MM_CUDA (f32) run the kernels of lib/cuda/ops.cu at the same
+ * switches (#ifdef MM_HAVE_CUDA blocks): device memory comes from a second
+ * arena per context, and ops without a CUDA kernel refuse CUDA inputs.
+ * Not here: file I/O.
  * Kernels are written once over `real` and instantiated for f32 and f64
  * by FOR_REAL; <tgmath.h> picks expf/exp to match.
  * SPDX-License-Identifier: MIT */
@@ -16,6 +19,9 @@
 
 #include "mm/rng.h"
 #include "mm/tensor.h"
+#ifdef MM_HAVE_CUDA
+#include "cuda/ops.h"
+#endif
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -38,7 +44,8 @@ enum {
     OP_SOFTMAX, OP_LOG_SOFTMAX, OP_LAYERNORM, OP_CROSS_ENTROPY,
     OP_ABS, OP_CLAMP, OP_RSQRT, OP_SQUARE, OP_ELU, OP_SILU, OP_SOFTPLUS,
     OP_MAX, OP_CUMSUM, OP_CUMPROD, OP_CONCAT, OP_INDEX_SELECT, OP_GATHER,
-    OP_REPEAT, OP_PAD, OP_DROPOUT, OP_CONV1D_DW, OP_CONV2D_DW, OP_COX
+    OP_REPEAT, OP_PAD, OP_DROPOUT, OP_CONV1D_DW, OP_CONV2D_DW, OP_COX,
+    OP_TO_DEVICE
 };
 
 struct mm_tensor {
@@ -61,6 +68,15 @@ struct mm_tensor {
     void *aux;      /* saved forward state (layernorm stats, probs) */
 };
 
+#ifdef MM_HAVE_CUDA
+static mm__cu_i4 i4(const int64_t v[4])
+{
+    mm__cu_i4 r;
+    memcpy(r.v, v, sizeof r.v);
+    return r;
+}
+#endif
+
 // ---- arena -----------------------------------------------------------------
 
 #define ARENA_ALIGN 64
@@ -73,9 +89,18 @@ typedef struct block {
     unsigned char mem[];
 } block;
 
+/* Device memory of a context: cudaMalloc'd blocks handed out in order
+ * like the host arena (no managed memory), coalesced at reset. */
+typedef struct dblock {
+    struct dblock *next;
+    size_t cap, used;
+    unsigned char *base; /* device pointer */
+} dblock;
+
 struct mm_ctx {
     block *blocks; /* newest first */
     size_t used, high_water, capacity, n_blocks;
+    dblock *dblocks; /* newest first; NULL until a tensor lives on CUDA */
     mm_tensor *tape; /* last recorded op */
     int no_grad;
     int failed;
@@ -113,6 +138,55 @@ static void *arena_alloc(mm_ctx *ctx, size_t n)
     return p;
 }
 
+#ifdef MM_HAVE_CUDA
+static dblock *dblock_new(size_t cap)
+{
+    dblock *b = mm_malloc(sizeof *b);
+    b->base = mm__cu_malloc(cap);
+    b->cap = cap;
+    b->used = 0;
+    b->next = NULL;
+    return b;
+}
+
+static void *dev_alloc(mm_ctx *ctx, size_t n)
+{
+    n = (n + 255) / 256 * 256; /* cudaMalloc's alignment */
+    dblock *b = ctx->dblocks;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = b ? 2 * b->cap : ARENA_MIN;
+        if (cap < n) cap = n;
+        b = dblock_new(cap);
+        b->next = ctx->dblocks;
+        ctx->dblocks = b;
+    }
+    void *p = b->base + b->used;
+    b->used += n;
+    return p;
+}
+
+/* Zeroing fails only in a broken CUDA context (a kernel faulted): every
+ * later call would fail too, so stop here with the reason, as OOM does. */
+static void dev_zero(void *p, size_t n)
+{
+    if (mm__cu_zero(p, n)) {
+        fprintf(stderr, "mmpath: %s\n", mm__cu_error());
+        abort();
+    }
+}
+#endif
+
+static void dblocks_free(dblock *b)
+{
+    for (dblock *nx; b; b = nx) {
+        nx = b->next;
+#ifdef MM_HAVE_CUDA
+        mm__cu_free(b->base);
+#endif
+        free(b);
+    }
+}
+
 mm_ctx *mm_ctx_new(void)
 {
     mm_ctx *ctx = mm_calloc(1, sizeof *ctx);
@@ -126,6 +200,7 @@ void mm_ctx_free(mm_ctx *ctx)
         nx = b->next;
         free(b);
     }
+    dblocks_free(ctx->dblocks);
     free(ctx);
 }
 
@@ -145,6 +220,15 @@ void mm_ctx_reset(mm_ctx *ctx)
         ctx->n_blocks++;
     }
     if (ctx->blocks) ctx->blocks->used = 0;
+#ifdef MM_HAVE_CUDA
+    if (ctx->dblocks && ctx->dblocks->next) {
+        size_t cap = 0;
+        for (dblock *b = ctx->dblocks; b; b = b->next) cap += b->cap;
+        dblocks_free(ctx->dblocks);
+        ctx->dblocks = dblock_new(cap);
+    }
+    if (ctx->dblocks) ctx->dblocks->used = 0;
+#endif
     ctx->used = 0;
     ctx->tape = NULL;
     ctx->failed = 0;
@@ -236,26 +320,57 @@ static int check_shape(mm_ctx *ctx, const char *what, int ndim,
     return 0;
 }
 
-/* A zero-filled contiguous tensor without shape checks (internal). */
-static mm_tensor *tnew(mm_ctx *ctx, mm_dtype dt, int ndim,
-                       const int64_t *shape)
+/* A zero-filled contiguous tensor on DEV without shape checks. */
+static mm_tensor *tnew_on(mm_ctx *ctx, mm_dtype dt, int ndim,
+                          const int64_t *shape, mm_device dev)
 {
     mm_tensor *t = header(ctx, dt, ndim, shape);
     size_t n = (size_t)numel_of(ndim, shape) * mm_dtype_size(dt);
+#ifdef MM_HAVE_CUDA
+    if (dev == MM_CUDA) {
+        t->device = MM_CUDA;
+        t->data = dev_alloc(ctx, n);
+        dev_zero(t->data, n);
+        return t;
+    }
+#endif
+    (void)dev;
     t->data = arena_alloc(ctx, n);
     memset(t->data, 0, n);
     return t;
 }
 
-/* The same, uninitialised: for an op's output that its kernel writes in
- * full (zeroing it first cost 6% of a transformer step, plus the page
- * traffic). */
+/* ... on the CPU (internal). */
+static mm_tensor *tnew(mm_ctx *ctx, mm_dtype dt, int ndim,
+                       const int64_t *shape)
+{
+    return tnew_on(ctx, dt, ndim, shape, MM_CPU);
+}
+
+/* ... on the device of A, in A's dtype. */
+static mm_tensor *tnew_like(mm_ctx *ctx, const mm_tensor *a, int ndim,
+                            const int64_t *shape)
+{
+    return tnew_on(ctx, a->dtype, ndim, shape, a->device);
+}
+
+/* The same on the CPU, uninitialised: for an op's output that its kernel
+ * writes in full (zeroing it first cost 6% of a transformer step, plus
+ * the page traffic). */
 static mm_tensor *tnew_raw(mm_ctx *ctx, mm_dtype dt, int ndim,
                            const int64_t *shape)
 {
     mm_tensor *t = header(ctx, dt, ndim, shape);
     t->data = arena_alloc(ctx, (size_t)numel_of(ndim, shape) * mm_dtype_size(dt));
     return t;
+}
+
+/* tnew_like, uninitialised on the CPU (zeroed on CUDA, as before). */
+static mm_tensor *tnew_like_raw(mm_ctx *ctx, const mm_tensor *a, int ndim,
+                                const int64_t *shape)
+{
+    if (a->device == MM_CPU) return tnew_raw(ctx, a->dtype, ndim, shape);
+    return tnew_like(ctx, a, ndim, shape);
 }
 
 mm_tensor *mm_tensor_new(mm_ctx *ctx, mm_dtype dt, int ndim,
@@ -368,8 +483,53 @@ static void store(mm_dtype dt, void *p, int64_t k, double v)
     }
 }
 
+/* Element accessors on a CUDA tensor (f32) copy through the host: one
+ * copy for a contiguous tensor, one per element for a strided view. */
+#ifdef MM_HAVE_CUDA
+static int cu_get(const mm_tensor *t, double *dst, int64_t n)
+{
+    float *h = mm_malloc((size_t)n * sizeof *h);
+    int rc = 0;
+    if (mm_tensor_is_contiguous(t))
+        rc = mm__cu_d2h(h, t->data, (size_t)n * sizeof *h);
+    else
+        for (int64_t i = 0; i < n && !rc; i++)
+            rc = mm__cu_d2h(h + i, (const float *)t->data + offset_of(t, i),
+                            sizeof *h);
+    for (int64_t i = 0; i < n; i++) dst[i] = h[i];
+    free(h);
+    if (rc) mm__set_error("tensor: %s", mm__cu_error());
+    return rc ? -1 : 0;
+}
+
+static int cu_set(mm_tensor *t, const double *src, int64_t n)
+{
+    float *h = mm_malloc((size_t)n * sizeof *h);
+    int rc = 0;
+    for (int64_t i = 0; i < n; i++) h[i] = (float)src[i];
+    if (mm_tensor_is_contiguous(t))
+        rc = mm__cu_h2d(t->data, h, (size_t)n * sizeof *h);
+    else
+        for (int64_t i = 0; i < n && !rc; i++)
+            rc = mm__cu_h2d((float *)t->data + offset_of(t, i), h + i,
+                            sizeof *h);
+    free(h);
+    if (rc) mm__set_error("tensor: %s", mm__cu_error());
+    return rc ? -1 : 0;
+}
+#endif
+
 double mm_tensor_get1(const mm_tensor *t, int64_t i)
 {
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) {
+        float v;
+        if (mm__cu_d2h(&v, (const float *)t->data + offset_of(t, i),
+                       sizeof v))
+            return NAN;
+        return v;
+    }
+#endif
     return load(t->dtype, t->data, offset_of(t, i));
 }
 
@@ -380,6 +540,9 @@ int mm_tensor_set_f64(mm_tensor *t, const double *src, int64_t n)
                       (long long)mm_tensor_numel(t));
         return -1;
     }
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) return cu_set(t, src, n);
+#endif
     for (int64_t i = 0; i < n; i++)
         store(t->dtype, t->data, offset_of(t, i), src[i]);
     return 0;
@@ -392,6 +555,9 @@ int mm_tensor_get_f64(const mm_tensor *t, double *dst, int64_t n)
                       (long long)mm_tensor_numel(t));
         return -1;
     }
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) return cu_get(t, dst, n);
+#endif
     for (int64_t i = 0; i < n; i++)
         dst[i] = load(t->dtype, t->data, offset_of(t, i));
     return 0;
@@ -399,6 +565,14 @@ int mm_tensor_get_f64(const mm_tensor *t, double *dst, int64_t n)
 
 void mm_tensor_fill(mm_tensor *t, double v)
 {
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) { /* a failure shows at the next copy */
+        int64_t ne[4], nb[4];
+        pad4(t, ne, nb);
+        mm__cu_fill(t->data, i4(ne), i4(nb), (float)v);
+        return;
+    }
+#endif
     int64_t n = mm_tensor_numel(t);
     for (int64_t i = 0; i < n; i++)
         store(t->dtype, t->data, offset_of(t, i), v);
@@ -408,13 +582,21 @@ void mm_tensor_fill(mm_tensor *t, double v)
 
 static int is_real(mm_dtype dt) { return dt == MM_F32 || dt == MM_F64; }
 
-/* Inputs of a real op: on one backend, real, one dtype. The backend switch
- * lives here: a CUDA tensor has no kernels yet. */
-static int check_inputs(mm_ctx *ctx, const char *op, mm_tensor *a,
-                        mm_tensor *b)
+/* Inputs of a real op: on one backend, real, one dtype. CUDA: whether
+ * the op has CUDA kernels (forward and backward); one without refuses, so
+ * no CPU loop ever reads a device pointer. CUDA tensors are all f32
+ * (mm_tensor_to_device). */
+static int check_inputs_on(mm_ctx *ctx, const char *op, mm_tensor *a,
+                           mm_tensor *b, int cuda)
 {
-    if (a->device != MM_CPU || (b && b->device != MM_CPU)) {
-        fail(ctx, "%s: no CUDA kernel in this build", op);
+    if (b && b->device != a->device) {
+        fail(ctx, "%s: inputs on the CPU and on CUDA (move one with "
+                  "mm_tensor_to_device)", op);
+        return -1;
+    }
+    if (a->device == MM_CUDA && !cuda) {
+        fail(ctx, "%s: not on CUDA yet (move the input to the CPU with "
+                  "mm_tensor_to_device)", op);
         return -1;
     }
     if (!is_real(a->dtype) || (b && b->dtype != a->dtype)) {
@@ -425,6 +607,22 @@ static int check_inputs(mm_ctx *ctx, const char *op, mm_tensor *a,
     }
     return 0;
 }
+
+/* ... of an op with CPU kernels only. */
+static int check_inputs(mm_ctx *ctx, const char *op, mm_tensor *a,
+                        mm_tensor *b)
+{
+    return check_inputs_on(ctx, op, a, b, 0);
+}
+
+#ifdef MM_HAVE_CUDA
+/* RC of a CUDA call: 0, or -1 with the reason on CTX. */
+static int cu_check(mm_ctx *ctx, const char *op, int rc)
+{
+    if (rc) fail(ctx, "%s: %s", op, mm__cu_error());
+    return rc ? -1 : 0;
+}
+#endif
 
 /* Record OUT on the tape when grad mode is on and a source needs grad. */
 static mm_tensor *record(mm_ctx *ctx, mm_tensor *out, int op, mm_tensor *a,
@@ -446,7 +644,7 @@ static mm_tensor *record(mm_ctx *ctx, mm_tensor *out, int op, mm_tensor *a,
 
 static mm_tensor *grad_of(mm_ctx *ctx, mm_tensor *t)
 {
-    if (!t->grad) t->grad = tnew(ctx, t->dtype, t->ndim, t->ne);
+    if (!t->grad) t->grad = tnew_like(ctx, t, t->ndim, t->ne);
     return t->grad;
 }
 
@@ -512,8 +710,18 @@ mm_tensor *mm_tensor_contiguous(mm_ctx *ctx, mm_tensor *a)
 {
     if (!a) return NULL;
     if (mm_tensor_is_contiguous(a)) return a;
-    if (check_inputs(ctx, "contiguous", a, NULL)) return NULL;
-    mm_tensor *out = tnew_raw(ctx, a->dtype, a->ndim, a->ne);
+    if (check_inputs_on(ctx, "contiguous", a, NULL, 1)) return NULL;
+    mm_tensor *out = tnew_like_raw(ctx, a, a->ndim, a->ne);
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) {
+        int64_t ne[4], nb[4];
+        pad4(a, ne, nb);
+        if (cu_check(ctx, "contiguous",
+                     mm__cu_copy_strided(out->data, a->data, i4(ne), i4(nb))))
+            return NULL;
+        return record(ctx, out, OP_CONT, a, NULL, NULL);
+    }
+#endif
     copy_to_contig(a->dtype, out->data, a);
     return record(ctx, out, OP_CONT, a, NULL, NULL);
 }
@@ -606,7 +814,8 @@ mm_tensor *mm_tensor_cast(mm_ctx *ctx, mm_tensor *a, mm_dtype dt)
     if ((int)dt < 0 || dt >= MM_DTYPE_COUNT)
         return fail(ctx, "cast: unknown dtype %d", (int)dt);
     if (a->device != MM_CPU)
-        return fail(ctx, "cast: no CUDA kernel in this build");
+        return fail(ctx, "cast: not on CUDA yet (move the input to the CPU "
+                         "with mm_tensor_to_device)");
     mm_tensor *out = tnew(ctx, dt, a->ndim, a->ne);
     int64_t n = mm_tensor_numel(a);
     for (int64_t i = 0; i < n; i++)
@@ -614,12 +823,94 @@ mm_tensor *mm_tensor_cast(mm_ctx *ctx, mm_tensor *a, mm_dtype dt)
     return out;
 }
 
+// ---- devices ---------------------------------------------------------------
+
+int mm_cuda_available(char *why, size_t n)
+{
+#ifdef MM_HAVE_CUDA
+    static int count = -1;
+    static char reason[200];
+    if (count < 0) count = mm__cu_available(reason, sizeof reason);
+    if (count == 0 && why) snprintf(why, n, "%s", reason);
+    return count;
+#else
+    if (why)
+        snprintf(why, n, "CUDA backend not built (configure found no CUDA "
+                         "toolkit, or --without-cuda)");
+    return 0;
+#endif
+}
+
+int mm_cuda_tf32(int on)
+{
+#ifdef MM_HAVE_CUDA
+    return mm__cu_set_tf32(on);
+#else
+    (void)on;
+    return 0;
+#endif
+}
+
+mm_tensor *mm_tensor_to_device(mm_ctx *ctx, mm_tensor *a, mm_device dev)
+{
+    if (!a) return NULL;
+    if (dev != MM_CPU && dev != MM_CUDA)
+        return fail(ctx, "to_device: unknown device %d", (int)dev);
+    if (a->device == dev) return a;
+    char why[256];
+    if (mm_cuda_available(why, sizeof why) <= 0)
+        return fail(ctx, "to_device: %s", why);
+    if (a->dtype != MM_F32)
+        return fail(ctx, "to_device: CUDA tensors are f32, got %s (cast "
+                         "first)", mm_dtype_name(a->dtype));
+#ifdef MM_HAVE_CUDA
+    a = mm_tensor_contiguous(ctx, a);
+    if (!a) return NULL;
+    mm_tensor *out = tnew_on(ctx, a->dtype, a->ndim, a->ne, dev);
+    size_t nb = (size_t)mm_tensor_numel(a) * sizeof(float);
+    int rc = dev == MM_CUDA ? mm__cu_h2d(out->data, a->data, nb)
+                            : mm__cu_d2h(out->data, a->data, nb);
+    if (cu_check(ctx, "to_device", rc)) return NULL;
+    return record(ctx, out, OP_TO_DEVICE, a, NULL, NULL);
+#else
+    return NULL; /* not reached: no device without the backend */
+#endif
+}
+
+#ifdef MM_HAVE_CUDA
+/* The gradient crosses back: copied to the source's device (a scratch
+ * buffer in the context's arena there) and added. */
+static void backward_to_device(mm_tensor *t)
+{
+    mm_tensor *a = t->src[0];
+    int64_t n = mm_tensor_numel(t);
+    size_t nb = (size_t)n * sizeof(float);
+    float *ga = grad_of(t->ctx, a)->data;
+    if (a->device == MM_CPU) {
+        float *tmp = arena_alloc(t->ctx, nb);
+        if (!cu_check(t->ctx, "backward", mm__cu_d2h(tmp, t->grad->data, nb)))
+            add_flat(MM_F32, ga, tmp, n);
+    } else {
+        float *tmp = dev_alloc(t->ctx, nb);
+        if (!cu_check(t->ctx, "backward", mm__cu_h2d(tmp, t->grad->data, nb)))
+            cu_check(t->ctx, "backward", mm__cu_add_flat(ga, tmp, n));
+    }
+}
+#endif
+
 static void backward_view(mm_tensor *t)
 {
     mm_tensor *a = t->src[0];
     mm_tensor *ga = grad_of(t->ctx, a);
     int64_t n = mm_tensor_numel(t);
     if (t->op == OP_VIEW_RESHAPE || t->op == OP_CONT) {
+#ifdef MM_HAVE_CUDA
+        if (t->device == MM_CUDA) {
+            cu_check(t->ctx, "backward", mm__cu_add_flat(ga->data,
+                                                          t->grad->data, n));
+            return;
+        }
+#endif
         add_flat(a->dtype, ga->data, t->grad->data, n);
         return;
     }
@@ -641,6 +932,14 @@ static void backward_view(mm_tensor *t)
     }
     int64_t ne[4], nb[4];
     pad4(&tmp, ne, nb);
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) {
+        cu_check(t->ctx, "backward",
+                 mm__cu_add_strided((float *)base, i4(ne), i4(nb),
+                                    t->grad->data));
+        return;
+    }
+#endif
     add_strided(a->dtype, base, ne, nb, t->grad->data);
 }
 
@@ -759,11 +1058,34 @@ static mmgeo geometry(const mm_tensor *a, const mm_tensor *b, int ta, int tb)
     return g;
 }
 
+#ifdef MM_HAVE_CUDA
+/* cuBLAS for a batch of GEMMs with strides SA, SB, SC (elements). A zero
+ * stride (a shared operand, or the gradient of one) runs the batch as
+ * separate calls in order, as the CPU does: a shared gradient then sums in
+ * a fixed order, and cuBLAS never sees outputs that alias. */
+static int cu_gemm(mm_ctx *ctx, const char *op, int ta, int tb, int m, int n,
+                   int k, const float *a, int lda, int64_t sa,
+                   const float *b, int ldb, int64_t sb, float beta, float *c,
+                   int ldc, int64_t sc, int64_t batch)
+{
+    if (batch == 1 || (sa && sb && sc))
+        return cu_check(ctx, op, mm__cu_gemm(ta, tb, m, n, k, a, lda, sa, b,
+                                             ldb, sb, beta, c, ldc, sc,
+                                             (int)batch));
+    for (int64_t i = 0; i < batch; i++)
+        if (cu_check(ctx, op, mm__cu_gemm(ta, tb, m, n, k, a + i * sa, lda,
+                                          0, b + i * sb, ldb, 0, beta,
+                                          c + i * sc, ldc, 0, 1)))
+            return -1;
+    return 0;
+}
+#endif
+
 mm_tensor *mm_tensor_matmul(mm_ctx *ctx, mm_tensor *a, mm_tensor *b, int ta,
                             int tb)
 {
     if (!a || !b) return NULL;
-    if (check_inputs(ctx, "matmul", a, b)) return NULL;
+    if (check_inputs_on(ctx, "matmul", a, b, 1)) return NULL;
     if (a->ndim < 2 || b->ndim < 2)
         return fail(ctx, "matmul: operands must have >= 2 dimensions, got "
                          "%d and %d", a->ndim, b->ndim);
@@ -786,8 +1108,19 @@ mm_tensor *mm_tensor_matmul(mm_ctx *ctx, mm_tensor *a, mm_tensor *b, int ta,
     memcpy(ne, lead->ne, sizeof ne);
     ne[nd - 2] = ta ? a->ne[a->ndim - 1] : a->ne[a->ndim - 2];
     ne[nd - 1] = g.n;
-    mm_tensor *out = tnew_raw(ctx, a->dtype, nd, ne);
+    mm_tensor *out = tnew_like_raw(ctx, a, nd, ne);
     int lda = (int)(ta ? g.m : g.k), ldb = (int)(tb ? g.k : g.n);
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) {
+        if (cu_gemm(ctx, "matmul", ta, tb, (int)g.m, (int)g.n, (int)g.k,
+                    a->data, lda, g.sa, b->data, ldb, g.sb, 0.0f, out->data,
+                    (int)g.n, g.m * g.n, g.batch))
+            return NULL;
+        out->ip[0] = ta;
+        out->ip[1] = tb;
+        return record(ctx, out, OP_MATMUL, a, b, NULL);
+    }
+#endif
     gemm_batch(a->dtype, ta, tb, g.batch, (int)g.m, (int)g.n, (int)g.k,
                a->data, g.sa, lda, b->data, g.sb, ldb, 0.0, out->data,
                g.m * g.n, (int)g.n);
@@ -803,6 +1136,31 @@ static void backward_matmul(mm_tensor *t)
     mmgeo g = geometry(a, b, ta, tb);
     int M = (int)g.m, N = (int)g.n, K = (int)g.k;
     int lda = ta ? M : K, ldb = tb ? K : N;
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) {
+        const float *C = t->grad->data, *A = a->data, *B = b->data;
+        int64_t smn = g.m * g.n;
+        if (a->requires_grad) {
+            float *GA = grad_of(t->ctx, a)->data;
+            if (!ta) /* dA = dC op(B)^T */
+                cu_gemm(t->ctx, "matmul", 0, !tb, M, K, N, C, N, smn, B, ldb,
+                        g.sb, 1.0f, GA, K, g.sa, g.batch);
+            else     /* dA = op(B) dC^T */
+                cu_gemm(t->ctx, "matmul", tb, 1, K, M, N, B, ldb, g.sb, C, N,
+                        smn, 1.0f, GA, M, g.sa, g.batch);
+        }
+        if (b->requires_grad) {
+            float *GB = grad_of(t->ctx, b)->data;
+            if (!tb) /* dB = op(A)^T dC */
+                cu_gemm(t->ctx, "matmul", !ta, 0, K, N, M, A, lda, g.sa, C, N,
+                        smn, 1.0f, GB, N, g.sb, g.batch);
+            else     /* dB = dC^T op(A) */
+                cu_gemm(t->ctx, "matmul", 1, ta, N, K, M, C, N, smn, A, lda,
+                        g.sa, 1.0f, GB, K, g.sb, g.batch);
+        }
+        return;
+    }
+#endif
     const char *gc = t->grad->data;
     /* a shared operand's grad sums over the batches in order (beta = 1
      * accumulates; gemm_batch keeps that order) */
@@ -840,11 +1198,39 @@ static void bcast4(const mm_tensor *t, const int64_t ne[4], int64_t nb[4])
     }
 }
 
+#ifdef MM_HAVE_CUDA
+/* Our elementwise op codes as cuda/ops.h numbers them. */
+static int cu_op(int op)
+{
+    switch (op) {
+    case OP_ADD: return MM_CU_ADD;
+    case OP_SUB: return MM_CU_SUB;
+    case OP_MUL: return MM_CU_MUL;
+    case OP_DIV: return MM_CU_DIV;
+    case OP_SCALE: return MM_CU_SCALE;
+    case OP_EXP: return MM_CU_EXP;
+    case OP_LOG: return MM_CU_LOG;
+    case OP_SQRT: return MM_CU_SQRT;
+    case OP_TANH: return MM_CU_TANH;
+    case OP_SIGMOID: return MM_CU_SIGMOID;
+    case OP_RELU: return MM_CU_RELU;
+    case OP_GELU: return MM_CU_GELU;
+    case OP_ABS: return MM_CU_ABS;
+    case OP_CLAMP: return MM_CU_CLAMP;
+    case OP_RSQRT: return MM_CU_RSQRT;
+    case OP_SQUARE: return MM_CU_SQUARE;
+    case OP_ELU: return MM_CU_ELU;
+    case OP_SILU: return MM_CU_SILU;
+    default: return MM_CU_SOFTPLUS;
+    }
+}
+#endif
+
 static mm_tensor *binary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
                          mm_tensor *b)
 {
     if (!a || !b) return NULL;
-    if (check_inputs(ctx, name, a, b)) return NULL;
+    if (check_inputs_on(ctx, name, a, b, 1)) return NULL;
     int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
     int64_t ne[MM_MAX_DIMS];
     for (int i = 0; i < nd; i++) {
@@ -859,11 +1245,20 @@ static mm_tensor *binary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
     a = mm_tensor_contiguous(ctx, a);
     b = mm_tensor_contiguous(ctx, b);
     if (!a || !b) return NULL;
-    mm_tensor *out = tnew_raw(ctx, a->dtype, nd, ne);
+    mm_tensor *out = tnew_like_raw(ctx, a, nd, ne);
     int64_t n4[4], sa[4], sb[4];
     pad4(out, n4, sa);
     bcast4(a, n4, sa);
     bcast4(b, n4, sb);
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) {
+        if (cu_check(ctx, name, mm__cu_binary(cu_op(op), out->data, a->data,
+                                              b->data, i4(n4), i4(sa),
+                                              i4(sb))))
+            return NULL;
+        return record(ctx, out, op, a, b, NULL);
+    }
+#endif
     int64_t rows = n4[0] * n4[1] * n4[2];
     FOR_REAL(a->dtype, {
         const real *x = a->data, *y = b->data;
@@ -934,6 +1329,19 @@ static void backward_binary(mm_tensor *t)
         if (!src->requires_grad) continue;
         bcast4(t->src[0], n4, s[0]);
         bcast4(t->src[1], n4, s[1]);
+#ifdef MM_HAVE_CUDA
+        if (t->device == MM_CUDA) {
+            int64_t sne[4], snb[4];
+            pad4(src, sne, snb);
+            cu_check(t->ctx, "backward",
+                     mm__cu_binary_back(cu_op(op), w,
+                                        grad_of(t->ctx, src)->data, i4(sne),
+                                        t->src[0]->data, t->src[1]->data,
+                                        t->grad->data, i4(n4), i4(s[0]),
+                                        i4(s[1])));
+            continue;
+        }
+#endif
         int same = mm_tensor_numel(src) == mm_tensor_numel(t);
         FOR_REAL(t->dtype, {
             const real *x = t->src[0]->data, *y = t->src[1]->data;
@@ -980,11 +1388,21 @@ static mm_tensor *unary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
                         double s, double s2)
 {
     if (!a) return NULL;
-    if (check_inputs(ctx, name, a, NULL)) return NULL;
+    if (check_inputs_on(ctx, name, a, NULL, 1)) return NULL;
     a = mm_tensor_contiguous(ctx, a);
     if (!a) return NULL;
-    mm_tensor *out = tnew_raw(ctx, a->dtype, a->ndim, a->ne);
+    mm_tensor *out = tnew_like_raw(ctx, a, a->ndim, a->ne);
     int64_t n = mm_tensor_numel(a);
+    out->fp = s;
+    out->fq = s2;
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) {
+        if (cu_check(ctx, name, mm__cu_unary(cu_op(op), out->data, a->data,
+                                             n, (float)s, (float)s2)))
+            return NULL;
+        return record(ctx, out, op, a, NULL, NULL);
+    }
+#endif
     FOR_REAL(a->dtype, {
         const real *x = a->data;
         real *y = out->data;
@@ -1046,8 +1464,6 @@ static mm_tensor *unary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
         default: break;
         }
     });
-    out->fp = s;
-    out->fq = s2;
     return record(ctx, out, op, a, NULL, NULL);
 }
 
@@ -1124,6 +1540,15 @@ static void backward_unary(mm_tensor *t)
     mm_tensor *a = t->src[0];
     int64_t n = mm_tensor_numel(t);
     int op = t->op;
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) {
+        cu_check(t->ctx, "backward",
+                 mm__cu_unary_back(cu_op(op), grad_of(t->ctx, a)->data,
+                                   a->data, t->data, t->grad->data, n,
+                                   (float)t->fp, (float)t->fq));
+        return;
+    }
+#endif
     FOR_REAL(t->dtype, {
         const real *x = a->data, *y = t->data, *g = t->grad->data;
         real *gx = grad_of(t->ctx, a)->data;
@@ -1203,7 +1628,7 @@ static mm_tensor *reduce(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
                          int axis, int keepdim)
 {
     if (!a) return NULL;
-    if (check_inputs(ctx, name, a, NULL)) return NULL;
+    if (check_inputs_on(ctx, name, a, NULL, 1)) return NULL;
     int ax = norm_axis(axis, a->ndim);
     if (ax < 0)
         return fail(ctx, "%s: axis %d of a %d-D tensor", name, axis,
@@ -1215,10 +1640,20 @@ static mm_tensor *reduce(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
     for (int i = 0; i < a->ndim; i++)
         if (i != ax) ne[nd++] = a->ne[i];
         else if (keepdim) ne[nd++] = 1;
-    mm_tensor *out = tnew(ctx, a->dtype, nd, ne);
+    mm_tensor *out = tnew_like(ctx, a, nd, ne);
     int64_t outer = numel_of(ax, a->ne), len = a->ne[ax];
     int64_t inner = numel_of(a->ndim - ax - 1, a->ne + ax + 1);
     double sc = op == OP_MEAN ? 1.0 / (double)len : 1.0;
+    out->ip[0] = ax;
+    out->fp = sc;
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) {
+        if (cu_check(ctx, name, mm__cu_reduce(out->data, a->data, outer, len,
+                                              inner, (float)sc)))
+            return NULL;
+        return record(ctx, out, op, a, NULL, NULL);
+    }
+#endif
     FOR_REAL(a->dtype, {
         const real *x = a->data;
         real *y = out->data;
@@ -1232,8 +1667,6 @@ static mm_tensor *reduce(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
             for (int64_t i = 0; i < inner; i++) yo[i] *= (real)sc;
         }
     });
-    out->ip[0] = ax;
-    out->fp = sc;
     return record(ctx, out, op, a, NULL, NULL);
 }
 
@@ -1258,6 +1691,14 @@ static void backward_reduce(mm_tensor *t)
     int ax = (int)t->ip[0];
     int64_t outer = numel_of(ax, a->ne), len = a->ne[ax];
     int64_t inner = numel_of(a->ndim - ax - 1, a->ne + ax + 1);
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) {
+        cu_check(t->ctx, "backward",
+                 mm__cu_reduce_back(grad_of(t->ctx, a)->data, t->grad->data,
+                                    outer, len, inner, (float)t->fp));
+        return;
+    }
+#endif
     FOR_REAL(t->dtype, {
         const real *g = t->grad->data;
         real *gx = grad_of(t->ctx, a)->data;
@@ -1349,7 +1790,7 @@ static mm_tensor *softmax_op(mm_ctx *ctx, int op, const char *name,
                              mm_tensor *a, int axis)
 {
     if (!a) return NULL;
-    if (check_inputs(ctx, name, a, NULL)) return NULL;
+    if (check_inputs_on(ctx, name, a, NULL, 1)) return NULL;
     if (a->ndim < 1) return fail(ctx, "%s: a scalar has no axis", name);
     int ax = norm_axis(axis, a->ndim);
     if (ax < 0)
@@ -1357,16 +1798,24 @@ static mm_tensor *softmax_op(mm_ctx *ctx, int op, const char *name,
                     a->ndim);
     a = mm_tensor_contiguous(ctx, a);
     if (!a) return NULL;
-    mm_tensor *out = tnew_raw(ctx, a->dtype, a->ndim, a->ne);
+    mm_tensor *out = tnew_like_raw(ctx, a, a->ndim, a->ne);
     int64_t n = a->ne[ax], inner = numel_of(a->ndim - ax - 1, a->ne + ax + 1);
     int64_t rows = mm_tensor_numel(a) / n;
     int lg = op == OP_LOG_SOFTMAX;
+    out->ip[0] = ax;
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) {
+        if (cu_check(ctx, name, mm__cu_softmax(out->data, a->data, rows, n,
+                                               inner, lg)))
+            return NULL;
+        return record(ctx, out, op, a, NULL, NULL);
+    }
+#endif
     if (a->dtype == MM_F32 && inner == 1 && !lg) {
         const float *x = a->data;
         float *y = out->data;
         OMP_FOR
         for (int64_t r = 0; r < rows; r++) softmax_row_f32(x + r * n, y + r * n, n);
-        out->ip[0] = ax;
         return record(ctx, out, op, a, NULL, NULL);
     }
     FOR_REAL(a->dtype, {
@@ -1391,7 +1840,6 @@ static mm_tensor *softmax_op(mm_ctx *ctx, int op, const char *name,
             }
         }
     });
-    out->ip[0] = ax;
     return record(ctx, out, op, a, NULL, NULL);
 }
 
@@ -1419,6 +1867,14 @@ static void backward_softmax(mm_tensor *t)
     int64_t n = t->ne[ax], inner = numel_of(t->ndim - ax - 1, t->ne + ax + 1);
     int64_t rows = mm_tensor_numel(t) / n;
     int lg = t->op == OP_LOG_SOFTMAX;
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) {
+        cu_check(t->ctx, "backward",
+                 mm__cu_softmax_back(grad_of(t->ctx, a)->data, t->data,
+                                     t->grad->data, rows, n, inner, lg));
+        return;
+    }
+#endif
     FOR_REAL(t->dtype, {
         real *gxa = grad_of(t->ctx, a)->data;
         OMP_FOR
@@ -1451,8 +1907,8 @@ mm_tensor *mm_tensor_layernorm(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
                                mm_tensor *b, double eps)
 {
     if (!x) return NULL;
-    if (check_inputs(ctx, "layernorm", x, w) ||
-        check_inputs(ctx, "layernorm", x, b))
+    if (check_inputs_on(ctx, "layernorm", x, w, 1) ||
+        check_inputs_on(ctx, "layernorm", x, b, 1))
         return NULL;
     if (x->ndim < 1) return fail(ctx, "layernorm: a scalar has no last axis");
     int64_t n = x->ne[x->ndim - 1], rows = mm_tensor_numel(x) / n;
@@ -1464,9 +1920,21 @@ mm_tensor *mm_tensor_layernorm(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
     w = w ? mm_tensor_contiguous(ctx, w) : NULL;
     b = b ? mm_tensor_contiguous(ctx, b) : NULL;
     if (!x) return NULL;
-    mm_tensor *out = tnew_raw(ctx, x->dtype, x->ndim, x->ne);
+    mm_tensor *out = tnew_like_raw(ctx, x, x->ndim, x->ne);
     /* saved per row: mean, rstd; and xhat (N) for the backward */
     size_t es = mm_dtype_size(x->dtype);
+    out->fp = eps;
+#ifdef MM_HAVE_CUDA
+    if (x->device == MM_CUDA) {
+        out->aux = dev_alloc(ctx, (size_t)(rows * (2 + n)) * es);
+        if (cu_check(ctx, "layernorm",
+                     mm__cu_layernorm(out->data, out->aux, x->data,
+                                      w ? w->data : NULL, b ? b->data : NULL,
+                                      rows, n, (float)eps)))
+            return NULL;
+        return record(ctx, out, OP_LAYERNORM, x, w, b);
+    }
+#endif
     out->aux = arena_alloc(ctx, (size_t)(rows * (2 + n)) * es);
     FOR_REAL(x->dtype, {
         real *st = out->aux, *xh = st + 2 * rows;
@@ -1489,7 +1957,6 @@ mm_tensor *mm_tensor_layernorm(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
             }
         }
     });
-    out->fp = eps;
     return record(ctx, out, OP_LAYERNORM, x, w, b);
 }
 
@@ -1497,6 +1964,17 @@ static void backward_layernorm(mm_tensor *t)
 {
     mm_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
     int64_t n = t->ne[t->ndim - 1], rows = mm_tensor_numel(t) / n;
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) {
+        float *gx = x->requires_grad ? grad_of(t->ctx, x)->data : NULL;
+        float *gw = w && w->requires_grad ? grad_of(t->ctx, w)->data : NULL;
+        float *gb = b && b->requires_grad ? grad_of(t->ctx, b)->data : NULL;
+        cu_check(t->ctx, "backward",
+                 mm__cu_layernorm_back(gx, gw, gb, t->aux, t->grad->data,
+                                       w ? w->data : NULL, rows, n));
+        return;
+    }
+#endif
     FOR_REAL(t->dtype, {
         const real *st = t->aux, *xh = st + 2 * rows;
         const real *g = t->grad->data;
@@ -1558,7 +2036,7 @@ mm_tensor *mm_tensor_cross_entropy(mm_ctx *ctx, mm_tensor *logits,
                                    mm_tensor *labels, double smoothing)
 {
     if (!logits || !labels) return NULL;
-    if (check_inputs(ctx, "cross_entropy", logits, NULL)) return NULL;
+    if (check_inputs_on(ctx, "cross_entropy", logits, NULL, 1)) return NULL;
     if (logits->ndim != 2)
         return fail(ctx, "cross_entropy: logits must be (B, C), got %d-D",
                     logits->ndim);
@@ -1585,7 +2063,23 @@ mm_tensor *mm_tensor_cross_entropy(mm_ctx *ctx, mm_tensor *logits,
                              "[0, %lld)", (long long)lab[i], (long long)i,
                         (long long)C);
     }
-    mm_tensor *out = tnew(ctx, logits->dtype, 0, NULL);
+    mm_tensor *out = tnew_like(ctx, logits, 0, NULL);
+    out->fp = smoothing;
+#ifdef MM_HAVE_CUDA
+    if (logits->device == MM_CUDA) { /* the same layout on the device */
+        size_t nb = (size_t)B * sizeof *lab + (size_t)(B * C + B) * es;
+        int64_t *dlab = dev_alloc(ctx, nb);
+        out->aux = dlab;
+        if (cu_check(ctx, "cross_entropy",
+                     mm__cu_h2d(dlab, lab, (size_t)B * sizeof *lab)) ||
+            cu_check(ctx, "cross_entropy",
+                     mm__cu_cross_entropy(out->data, (float *)(dlab + B),
+                                          logits->data, dlab, B, C,
+                                          (float)smoothing)))
+            return NULL;
+        return record(ctx, out, OP_CROSS_ENTROPY, logits, NULL, NULL);
+    }
+#endif
     out->aux = lab;
     double eps = smoothing;
     FOR_REAL(logits->dtype, {
@@ -1608,7 +2102,6 @@ mm_tensor *mm_tensor_cross_entropy(mm_ctx *ctx, mm_tensor *logits,
         for (int64_t r = 0; r < B; r++) tot += row[r];
         *(real *)out->data = tot / (real)B;
     });
-    out->fp = smoothing;
     return record(ctx, out, OP_CROSS_ENTROPY, logits, NULL, NULL);
 }
 
@@ -1618,6 +2111,15 @@ static void backward_cross_entropy(mm_tensor *t)
     int64_t B = a->ne[0], C = a->ne[1];
     const int64_t *lab = t->aux;
     double eps = t->fp;
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) {
+        cu_check(t->ctx, "backward",
+                 mm__cu_cross_entropy_back(grad_of(t->ctx, a)->data,
+                                           (const float *)(lab + B), lab,
+                                           t->grad->data, B, C, (float)eps));
+        return;
+    }
+#endif
     FOR_REAL(t->dtype, {
         const real *L = (const real *)(lab + B);
         real g = *(const real *)t->grad->data / (real)B;
@@ -1648,7 +2150,7 @@ static void around(const mm_tensor *a, int ax, int64_t *outer, int64_t *len,
 mm_tensor *mm_tensor_max(mm_ctx *ctx, mm_tensor *a, int axis, int keepdim)
 {
     if (!a) return NULL;
-    if (check_inputs(ctx, "max", a, NULL)) return NULL;
+    if (check_inputs_on(ctx, "max", a, NULL, 1)) return NULL;
     int ax = norm_axis(axis, a->ndim);
     if (ax < 0)
         return fail(ctx, "max: axis %d of a %d-D tensor", axis, a->ndim);
@@ -1660,7 +2162,17 @@ mm_tensor *mm_tensor_max(mm_ctx *ctx, mm_tensor *a, int axis, int keepdim)
         if (i != ax) ne[nd++] = a->ne[i];
         else if (keepdim) ne[nd++] = 1;
     around(a, ax, &outer, &len, &inner);
-    mm_tensor *out = tnew(ctx, a->dtype, nd, ne);
+    mm_tensor *out = tnew_like(ctx, a, nd, ne);
+    out->ip[0] = ax;
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) {
+        out->aux = dev_alloc(ctx, (size_t)(outer * inner) * sizeof(int64_t));
+        if (cu_check(ctx, "max", mm__cu_max(out->data, out->aux, a->data,
+                                            outer, len, inner)))
+            return NULL;
+        return record(ctx, out, OP_MAX, a, NULL, NULL);
+    }
+#endif
     int64_t *arg = arena_alloc(ctx, (size_t)(outer * inner) * sizeof *arg);
     FOR_REAL(a->dtype, {
         const real *x = a->data;
@@ -1677,7 +2189,6 @@ mm_tensor *mm_tensor_max(mm_ctx *ctx, mm_tensor *a, int axis, int keepdim)
             }
     });
     out->aux = arg;
-    out->ip[0] = ax;
     return record(ctx, out, OP_MAX, a, NULL, NULL);
 }
 
@@ -1734,6 +2245,14 @@ static void backward_scan(mm_tensor *t)
     int64_t outer, len, inner;
     around(a, (int)t->ip[0], &outer, &len, &inner);
     int op = t->op;
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) { /* only max runs on CUDA */
+        cu_check(t->ctx, "backward",
+                 mm__cu_max_back(grad_of(t->ctx, a)->data, t->grad->data,
+                                 t->aux, outer, len, inner));
+        return;
+    }
+#endif
     FOR_REAL(t->dtype, {
         const real *x = a->data, *g = t->grad->data;
         real *gx = grad_of(t->ctx, a)->data;
@@ -2767,8 +3286,18 @@ int mm_tensor_backward(mm_ctx *ctx, mm_tensor *loss)
         return -1;
     }
     mm_tensor *g = grad_of(ctx, loss);
+#ifdef MM_HAVE_CUDA
+    if (g->device == MM_CUDA) {
+        float v;
+        if (cu_check(ctx, "backward", mm__cu_d2h(&v, g->data, sizeof v)))
+            return -1;
+        v += 1.0f;
+        if (cu_check(ctx, "backward", mm__cu_h2d(g->data, &v, sizeof v)))
+            return -1;
+    } else
+#endif
     store(g->dtype, g->data, 0, load(g->dtype, g->data, 0) + 1.0);
-    for (mm_tensor *t = ctx->tape; t; t = t->tape_prev) {
+    for (mm_tensor *t = ctx->tape; t && !ctx->failed; t = t->tape_prev) {
         if (!t->grad) continue; /* the loss does not depend on it */
         switch (t->op) {
         case OP_VIEW_RESHAPE: case OP_VIEW_TRANSPOSE: case OP_VIEW_SLICE:
@@ -2808,10 +3337,15 @@ int mm_tensor_backward(mm_ctx *ctx, mm_tensor *loss)
         case OP_CROSS_ENTROPY:
             if (t->src[0]->requires_grad) backward_cross_entropy(t);
             break;
+#ifdef MM_HAVE_CUDA
+        case OP_TO_DEVICE:
+            if (t->src[0]->requires_grad) backward_to_device(t);
+            break;
+#endif
         default: MM_ASSERT(!"unknown op on the tape");
         }
     }
-    return 0;
+    return ctx->failed ? -1 : 0; /* a CUDA call failed on the way */
 }
 
 // ---- parameters ------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 /* mm/tensor.h: dense tensors (f32 compute, f64 reference, f16/u8/i32/i64
  * storage) up to 4-D, an arena per context, reverse-mode autograd on a tape,
- * parameter blocks and Adam/AdamW. CPU backend only (OpenBLAS + OpenMP).
+ * parameter blocks and Adam/AdamW. CPU backend (OpenBLAS + OpenMP) and a
+ * CUDA one (f32, cuBLAS and our kernels).
  *
  * What is here (issue 4):
  *   - mm_ctx arena (reset between steps; repeated shapes allocate nothing),
@@ -25,8 +26,18 @@
  *     the inference ops above
  *   - mm_params: parameters, gradients and Adam state in one block, named
  *   - Adam (L2, torch.optim.Adam) and AdamW (decoupled) steps
- * What is not here yet: the CUDA backend (ops fail with an error for
- *   tensors on MM_CUDA), backward of dense conv and pooling (training a
+ *   - the CUDA backend (issue 11, lib/cuda/ops.cu), f32: tensors moved
+ *     with mm_tensor_to_device (recorded, so gradients flow back to CPU
+ *     parameters); on CUDA, forward and backward: views and contiguous,
+ *     matmul and linear (cuBLAS; TF32 by mm_cuda_tf32), add/sub/mul/div
+ *     with broadcasting, scale, neg, exp, log, sqrt, rsqrt, tanh, sigmoid,
+ *     relu, gelu, elu, silu, softplus, abs, clamp, square, sum/mean/max
+ *     over an axis, sum_all, softmax/log_softmax (any axis), layernorm,
+ *     cross-entropy. Every other op refuses CUDA inputs ("not on CUDA
+ *     yet"), as does f64 on CUDA.
+ * What is not here yet: the other ops on CUDA (cumsum/cumprod, concat,
+ *   index ops, dropout, convolutions, pooling, survival losses, cast),
+ *   backward of dense conv and pooling (training a
  *   CNN), grouped or dilated conv, ceil-mode pooling, BatchNorm in
  *   training mode, Nystrom pinv helpers, L2 normalize, RMSNorm, other
  *   losses (BCE, InfoNCE, triplet, KL, MSE/L1), argsort/argmax and
@@ -51,8 +62,17 @@
  * the caller built) is an error too, never an abort; OOM aborts.
  *
  * Dispatch: every op checks where its inputs live (mm_tensor_device) and
- * runs the kernel of that backend; only MM_CPU has kernels, so the CUDA
- * backend slots in at those switches without touching model code.
+ * runs the kernel of that backend: inputs on two devices are an error (no
+ * silent copies), and an op without a CUDA kernel refuses CUDA inputs. A
+ * CUDA tensor's memory comes from its context's device arena (plain
+ * cudaMalloc blocks, reused after mm_ctx_reset like the host arena);
+ * mm_tensor_data() of one is a device pointer, and the element accessors
+ * (set_f64, get_f64, get1, fill) copy through the host. CUDA kernels run
+ * in order on the default stream; a copy back waits for them. Parity with
+ * the CPU (t-tensor-cuda): the kernels do the CPU loops' arithmetic in the
+ * same order, so elementwise ops agree to ~1e-6 relative, reductions too;
+ * cuBLAS matmuls sum in another order (~1e-5 relative in f32; TF32 off by
+ * default).
  *
  * Determinism: our own kernels (everything but the BLAS calls) split work
  * across OpenMP threads only over independent outputs; every sum over a
@@ -133,7 +153,8 @@ int64_t mm_tensor_dim(const mm_tensor *t, int i);
 int64_t mm_tensor_stride(const mm_tensor *t, int i); /* in elements */
 int64_t mm_tensor_numel(const mm_tensor *t);
 int mm_tensor_is_contiguous(const mm_tensor *t);
-/* Host pointer to the first element (views point into their base). */
+/* Pointer to the first element (views point into their base): host
+ * memory, or device memory for a tensor on MM_CUDA. */
 void *mm_tensor_data(mm_tensor *t);
 /* The gradient (a contiguous tensor of the same shape), or NULL before
  * backward reached T or when T does not require grad. */
@@ -151,6 +172,20 @@ int mm_tensor_get_f64(const mm_tensor *t, double *dst, int64_t n);
 void mm_tensor_fill(mm_tensor *t, double v);
 /* Element I in logical order, as a double. */
 double mm_tensor_get1(const mm_tensor *t, int64_t i);
+
+// ---- devices ---------------------------------------------------------------
+
+/* @return the number of CUDA devices (> 0), or 0 with the reason in WHY
+ * (N bytes; may be NULL): no device, or a build without the backend. */
+int mm_cuda_available(char *why, size_t n);
+/* cuBLAS matmuls on CUDA in TF32 (1: faster, ~1e-3 relative) or full f32
+ * (0, the default). Process-wide. @return the previous setting. */
+int mm_cuda_tf32(int on);
+/* A on DEV: A itself when already there, else a contiguous copy on DEV,
+ * recorded on the tape (backward copies the gradient back and adds it).
+ * CUDA holds f32 only. @return NULL with one line on ctx when no GPU, a
+ * build without CUDA, or another dtype. */
+mm_tensor *mm_tensor_to_device(mm_ctx *ctx, mm_tensor *a, mm_device dev);
 
 // ---- views (no copy when the layout allows) --------------------------------
 
