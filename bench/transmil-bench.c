@@ -11,7 +11,8 @@
  * F32, mm_model_init(S) (default seed 7).
  *
  * train: W warm-up bags (default 2: the arena settles in two) and then
- * B timed bags (default 4), each a training step as mm-train takes it with one bag per step:
+ * B timed bags (default 4), each a training step as mm-train takes it
+ * with one bag per step:
  * mm_ctx_reset, mm_params_zero_grad, x (N, 1024) random normal (drawn
  * before the clock starts), forward in training mode (dropout on, a seed
  * per step), cross-entropy on a random label, backward, mm_adam_step
