@@ -52,7 +52,11 @@ KM_PLOT ?= $(MMPATH_BIN)km-plot
 MPK ?= $(MMPATH_BIN)mpk
 
 # ---- options of each stage
+# threads per job; with make -j N keep THREADS x N at the core count.
+# Waiting OpenMP threads sleep instead of spinning, so that parallel jobs
+# do not burn each other's cores.
 THREADS ?= 1
+export OMP_WAIT_POLICY ?= PASSIVE
 WSI_TILE_OPTS ?= --mag 20 --size 256
 # random:SEED builds deterministic random ResNet-50 weights: a pipeline
 # check, not ImageNet features. Point WEIGHTS at converted ImageNet weights
@@ -67,7 +71,8 @@ MODELS ?= abmil snn abmil+snn
 TASKS ?= subtype survival
 FOLDS ?= 5
 SEED ?= 1
-TRAIN_OPTS ?=
+# z-score omics and patch features on each fold's training patients
+TRAIN_OPTS ?= --standardize train
 SURV_OPTS ?= --loss nll
 KM_OPTS ?= --split median
 
