@@ -136,12 +136,12 @@ check_views() {
 # hidden R LEN: floor(R * LEN + 0.5)
 hidden() { awk -v r="$1" -v l="$2" 'BEGIN { printf "%d", int(r * l + 0.5) }'; }
 
-for in in f h; do
-    if [ $in = f ]; then ty=f32; else ty=f16; fi
+for src in f h; do
+    if [ $src = f ]; then ty=f32; else ty=f16; fi
     # contiguous, longer than both slides: the whole slide from its first
     # token (start = U(1) = 0), repeated in order and cut at 64
-    seq-mask --mode contiguous --length 64 --views 2 --seed 5 -o c64.$in $in.mpk
-    check_views "contiguous 64 $ty" $in.json c64.$in
+    seq-mask --mode contiguous --length 64 --views 2 --seed 5 -o c64.$src $src.mpk
+    check_views "contiguous 64 $ty" $src.json c64.$src
     is "$(summ $A 0)" "64 32 0 0 0 $ty" "contiguous 64 $ty: $A: 64 tokens, 32 hidden, $ty rows"
     is "$(summ $B 1)" "64 32 0 0 0 $ty" "contiguous 64 $ty: $B: 64 tokens, 32 hidden, $ty rows"
     is "$(fld $A 0 9)" "$(seqn 0 64 "$na")" "contiguous 64 $ty: $A: 0..$((na - 1)), then again from 0"
@@ -151,11 +151,11 @@ for in in f h; do
     else fail "contiguous 64 $ty: the two views' masks differ"; fi
     if [ "$(fld $A 0 10)" != "$(fld $B 0 10)" ]; then pass "contiguous 64 $ty: the two slides' masks differ under one seed"
     else fail "contiguous 64 $ty: the two slides' masks differ under one seed"; fi
-    cp c64.$in.vl c64.$in.keep
+    cp c64.$src.vl c64.$src.keep
 
     # contiguous, shorter than the slides: a run from a start in [0, n - 16]
-    seq-mask --mode contiguous --length 16 --ratio 0.25 --views 2 --seed 5 -o c16.$in $in.mpk
-    check_views "contiguous 16 $ty" $in.json c16.$in
+    seq-mask --mode contiguous --length 16 --ratio 0.25 --views 2 --seed 5 -o c16.$src $src.mpk
+    check_views "contiguous 16 $ty" $src.json c16.$src
     for s in $A $B; do
         if [ $s = $A ]; then ns=$na; else ns=$nb; fi
         for v in 0 1; do
@@ -165,27 +165,27 @@ for in in f h; do
             else fail "contiguous 16 $ty: $s view $v: start $st <= n - 16"; fi
         done
     done
-    cp c16.$in.vl c16.$in.keep
+    cp c16.$src.vl c16.$src.keep
 
     # sample without replacement: 20 distinct tokens
-    seq-mask --mode sample --count 20 --ratio 0.75 --views 2 --seed 5 -o s20.$in $in.mpk
-    check_views "sample 20 $ty" $in.json s20.$in
+    seq-mask --mode sample --count 20 --ratio 0.75 --views 2 --seed 5 -o s20.$src $src.mpk
+    check_views "sample 20 $ty" $src.json s20.$src
     is "$(awk '{ print $3, $4 }' "$vl" | sort -u)" "20 15" "sample 20 $ty: 20 tokens, 15 hidden in each view"
     is "$(awk '{ k = split($9, a, ","); delete s; u = 0; for (i = 1; i <= k; i++) if (!(a[i] in s)) { s[a[i]]; u++ }; print u }' "$vl" | sort -u)" 20 "sample 20 $ty: no index twice in a view"
-    cp s20.$in.vl s20.$in.keep
+    cp s20.$src.vl s20.$src.keep
 
     # sample with replacement: 100 tokens from ~50
-    seq-mask --mode sample --count 100 --ratio 0.75 --views 2 --seed 5 -o s100.$in $in.mpk
-    check_views "sample 100 $ty" $in.json s100.$in
+    seq-mask --mode sample --count 100 --ratio 0.75 --views 2 --seed 5 -o s100.$src $src.mpk
+    check_views "sample 100 $ty" $src.json s100.$src
     is "$(awk '{ print $3, $4 }' "$vl" | sort -u)" "100 75" "sample 100 $ty: 100 tokens, 75 hidden in each view"
-    cp s100.$in.vl s100.$in.keep
+    cp s100.$src.vl s100.$src.keep
 
     # random: every token in order
-    seq-mask --mode random --ratio 0.3 --views 2 --seed 5 -o r.$in $in.mpk
-    check_views "random $ty" $in.json r.$in
+    seq-mask --mode random --ratio 0.3 --views 2 --seed 5 -o r.$src $src.mpk
+    check_views "random $ty" $src.json r.$src
     is "$(summ $A 1) $(fld $A 1 9)" "$na $(hidden 0.3 "$na") 0 0 0 $ty $(seqn 0 "$na" "$na")" "random $ty: $A: all $na tokens in order, $(hidden 0.3 "$na") hidden"
     is "$(summ $B 0) $(fld $B 0 9)" "$nb $(hidden 0.3 "$nb") 0 0 0 $ty $(seqn 0 "$nb" "$nb")" "random $ty: $B: all $nb tokens in order, $(hidden 0.3 "$nb") hidden"
-    cp r.$in.vl r.$in.keep
+    cp r.$src.vl r.$src.keep
 done
 
 # f16 views are drawn as the f32 ones: indices and masks (the view depends
