@@ -2,7 +2,8 @@
  * every op with their backward, parameter blocks and Adam/AdamW.
  * Tensors on MM_CUDA (f32) run the kernels of lib/cuda/ops.cu at the same
  * switches (#ifdef MM_HAVE_CUDA blocks): device memory comes from a second
- * arena per context, and ops without a CUDA kernel refuse CUDA inputs.
+ * arena per context. Every op has a CUDA form (the Cox loss computes on
+ * the host from a copy of its B risks; bn_fold is host only).
  * Not here: file I/O.
  * Kernels are written once over `real` and instantiated for f32 and f64
  * by FOR_REAL; <tgmath.h> picks expf/exp to match.
@@ -562,20 +563,14 @@ void mm_tensor_fill(mm_tensor *t, double v)
 
 static int is_real(mm_dtype dt) { return dt == MM_F32 || dt == MM_F64; }
 
-/* Inputs of a real op: on one backend, real, one dtype. CUDA: whether
- * the op has CUDA kernels (forward and backward); one without refuses, so
- * no CPU loop ever reads a device pointer. CUDA tensors are all f32
- * (mm_tensor_to_device). */
-static int check_inputs_on(mm_ctx *ctx, const char *op, mm_tensor *a,
-                           mm_tensor *b, int cuda)
+/* Inputs of a real op: on one backend, real, one dtype. Every op has
+ * CUDA kernels (lib/cuda/ops.cu), so a CUDA input is fine anywhere; CUDA
+ * tensors are all f32 (mm_tensor_to_device). */
+static int check_inputs(mm_ctx *ctx, const char *op, mm_tensor *a,
+                        mm_tensor *b)
 {
     if (b && b->device != a->device) {
         fail(ctx, "%s: inputs on the CPU and on CUDA (move one with "
-                  "mm_tensor_to_device)", op);
-        return -1;
-    }
-    if (a->device == MM_CUDA && !cuda) {
-        fail(ctx, "%s: not on CUDA yet (move the input to the CPU with "
                   "mm_tensor_to_device)", op);
         return -1;
     }
@@ -683,7 +678,7 @@ mm_tensor *mm_tensor_contiguous(mm_ctx *ctx, mm_tensor *a)
 {
     if (!a) return NULL;
     if (mm_tensor_is_contiguous(a)) return a;
-    if (check_inputs_on(ctx, "contiguous", a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, "contiguous", a, NULL)) return NULL;
     mm_tensor *out = tnew_like(ctx, a, a->ndim, a->ne);
 #ifdef MM_HAVE_CUDA
     if (a->device == MM_CUDA) {
@@ -996,7 +991,7 @@ mm_tensor *mm_tensor_matmul(mm_ctx *ctx, mm_tensor *a, mm_tensor *b, int ta,
                             int tb)
 {
     if (!a || !b) return NULL;
-    if (check_inputs_on(ctx, "matmul", a, b, 1)) return NULL;
+    if (check_inputs(ctx, "matmul", a, b)) return NULL;
     if (a->ndim < 2 || b->ndim < 2)
         return fail(ctx, "matmul: operands must have >= 2 dimensions, got "
                          "%d and %d", a->ndim, b->ndim);
@@ -1151,7 +1146,7 @@ static mm_tensor *binary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
                          mm_tensor *b)
 {
     if (!a || !b) return NULL;
-    if (check_inputs_on(ctx, name, a, b, 1)) return NULL;
+    if (check_inputs(ctx, name, a, b)) return NULL;
     int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
     int64_t ne[MM_MAX_DIMS];
     for (int i = 0; i < nd; i++) {
@@ -1309,7 +1304,7 @@ static mm_tensor *unary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
                         double s, double s2)
 {
     if (!a) return NULL;
-    if (check_inputs_on(ctx, name, a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, name, a, NULL)) return NULL;
     a = mm_tensor_contiguous(ctx, a);
     if (!a) return NULL;
     mm_tensor *out = tnew_like(ctx, a, a->ndim, a->ne);
@@ -1549,7 +1544,7 @@ static mm_tensor *reduce(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
                          int axis, int keepdim)
 {
     if (!a) return NULL;
-    if (check_inputs_on(ctx, name, a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, name, a, NULL)) return NULL;
     int ax = norm_axis(axis, a->ndim);
     if (ax < 0)
         return fail(ctx, "%s: axis %d of a %d-D tensor", name, axis,
@@ -1644,7 +1639,7 @@ static mm_tensor *softmax_op(mm_ctx *ctx, int op, const char *name,
                              mm_tensor *a, int axis)
 {
     if (!a) return NULL;
-    if (check_inputs_on(ctx, name, a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, name, a, NULL)) return NULL;
     if (a->ndim < 1) return fail(ctx, "%s: a scalar has no axis", name);
     int ax = norm_axis(axis, a->ndim);
     if (ax < 0)
@@ -1749,8 +1744,8 @@ mm_tensor *mm_tensor_layernorm(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
                                mm_tensor *b, double eps)
 {
     if (!x) return NULL;
-    if (check_inputs_on(ctx, "layernorm", x, w, 1) ||
-        check_inputs_on(ctx, "layernorm", x, b, 1))
+    if (check_inputs(ctx, "layernorm", x, w) ||
+        check_inputs(ctx, "layernorm", x, b))
         return NULL;
     if (x->ndim < 1) return fail(ctx, "layernorm: a scalar has no last axis");
     int64_t n = x->ne[x->ndim - 1], rows = mm_tensor_numel(x) / n;
@@ -1878,7 +1873,7 @@ mm_tensor *mm_tensor_cross_entropy(mm_ctx *ctx, mm_tensor *logits,
                                    mm_tensor *labels, double smoothing)
 {
     if (!logits || !labels) return NULL;
-    if (check_inputs_on(ctx, "cross_entropy", logits, NULL, 1)) return NULL;
+    if (check_inputs(ctx, "cross_entropy", logits, NULL)) return NULL;
     if (logits->ndim != 2)
         return fail(ctx, "cross_entropy: logits must be (B, C), got %d-D",
                     logits->ndim);
@@ -1992,7 +1987,7 @@ static void around(const mm_tensor *a, int ax, int64_t *outer, int64_t *len,
 mm_tensor *mm_tensor_max(mm_ctx *ctx, mm_tensor *a, int axis, int keepdim)
 {
     if (!a) return NULL;
-    if (check_inputs_on(ctx, "max", a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, "max", a, NULL)) return NULL;
     int ax = norm_axis(axis, a->ndim);
     if (ax < 0)
         return fail(ctx, "max: axis %d of a %d-D tensor", axis, a->ndim);
@@ -2038,7 +2033,7 @@ static mm_tensor *scan(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
                        int axis)
 {
     if (!a) return NULL;
-    if (check_inputs_on(ctx, name, a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, name, a, NULL)) return NULL;
     int ax = norm_axis(axis, a->ndim);
     if (ax < 0)
         return fail(ctx, "%s: axis %d of a %d-D tensor", name, axis,
@@ -2209,7 +2204,7 @@ mm_tensor *mm_tensor_concat(mm_ctx *ctx, int n, mm_tensor *const *ts, int dim)
     int need = 0;
     for (int k = 0; k < n; k++) {
         mm_tensor *b = ts[k];
-        if (check_inputs_on(ctx, "concat", a, b, 1)) return NULL;
+        if (check_inputs(ctx, "concat", a, b)) return NULL;
         if (b->ndim != a->ndim)
             return fail(ctx, "concat: input %d is %d-D, expected %d-D", k,
                         b->ndim, a->ndim);
@@ -2314,7 +2309,7 @@ mm_tensor *mm_tensor_index_select(mm_ctx *ctx, mm_tensor *a, int dim,
                                   mm_tensor *index)
 {
     if (!a || !index) return NULL;
-    if (check_inputs_on(ctx, "index_select", a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, "index_select", a, NULL)) return NULL;
     int d = norm_axis(dim, a->ndim);
     if (d < 0)
         return fail(ctx, "index_select: dimension %d of a %d-D tensor", dim,
@@ -2332,8 +2327,19 @@ mm_tensor *mm_tensor_index_select(mm_ctx *ctx, mm_tensor *a, int dim,
     around(a, d, &outer, &len, &inner);
 #ifdef MM_HAVE_CUDA
     if (a->device == MM_CUDA) {
+        /* IX, then for the backward the rows that picked each source row
+         * (a counting sort: START (LEN + 1), PERM (M), j ascending) */
+        int64_t *h = arena_alloc(ctx, (size_t)(2 * m + len + 1) * sizeof *h);
+        int64_t *start = h + m, *perm = start + len + 1;
+        memcpy(h, ix, (size_t)m * sizeof *h);
+        memset(start, 0, (size_t)(len + 1) * sizeof *start);
+        for (int64_t j = 0; j < m; j++) start[ix[j] + 1]++;
+        for (int64_t l = 0; l < len; l++) start[l + 1] += start[l];
+        int64_t *next = arena_alloc(ctx, (size_t)len * sizeof *next);
+        memcpy(next, start, (size_t)len * sizeof *next);
+        for (int64_t j = 0; j < m; j++) perm[next[ix[j]]++] = j;
         mm_tensor *o = tnew_like(ctx, a, a->ndim, ne);
-        int64_t *dix = cu_index(ctx, "index_select", ix, m);
+        int64_t *dix = cu_index(ctx, "index_select", h, 2 * m + len + 1);
         if (!dix || cu_check(ctx, "index_select",
                              mm__cu_index_select(o->data, a->data, dix,
                                                  outer, len, m, inner)))
@@ -2359,7 +2365,7 @@ mm_tensor *mm_tensor_gather(mm_ctx *ctx, mm_tensor *a, int dim,
                             mm_tensor *index)
 {
     if (!a || !index) return NULL;
-    if (check_inputs_on(ctx, "gather", a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, "gather", a, NULL)) return NULL;
     int d = norm_axis(dim, a->ndim);
     if (d < 0)
         return fail(ctx, "gather: dimension %d of a %d-D tensor", dim,
@@ -2418,7 +2424,7 @@ mm_tensor *mm_tensor_repeat(mm_ctx *ctx, mm_tensor *a, int nrep,
                             const int64_t *reps)
 {
     if (!a) return NULL;
-    if (check_inputs_on(ctx, "repeat", a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, "repeat", a, NULL)) return NULL;
     if (nrep < a->ndim || nrep > MM_MAX_DIMS)
         return fail(ctx, "repeat: %d repeat counts for a %d-D tensor "
                          "(expected %d to %d)", nrep, a->ndim, a->ndim,
@@ -2470,7 +2476,7 @@ mm_tensor *mm_tensor_pad(mm_ctx *ctx, mm_tensor *a, int dim, int64_t front,
                          int64_t back)
 {
     if (!a) return NULL;
-    if (check_inputs_on(ctx, "pad", a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, "pad", a, NULL)) return NULL;
     int d = norm_axis(dim, a->ndim);
     if (d < 0)
         return fail(ctx, "pad: dimension %d of a %d-D tensor", dim, a->ndim);
@@ -2551,7 +2557,7 @@ static mm_tensor *dropout(mm_ctx *ctx, const char *name, mm_tensor *x,
                           double p, uint64_t seed, int train, int alpha)
 {
     if (!x) return NULL;
-    if (check_inputs_on(ctx, name, x, NULL, 1)) return NULL;
+    if (check_inputs(ctx, name, x, NULL)) return NULL;
     if (!(p >= 0 && p <= 1))
         return fail(ctx, "%s: p %g outside [0, 1]", name, p);
     if (p == 0 || !train) return x;
@@ -2604,11 +2610,14 @@ static void cu_backward_index(mm_tensor *t)
     pad4(a, an, ab);
     pad4(t, on, ob);
     switch (t->op) {
-    case OP_INDEX_SELECT:
+    case OP_INDEX_SELECT: { /* t->aux: IX (M), START (LEN + 1), PERM (M) */
+        int64_t m = t->ne[d];
+        const int64_t *start = (const int64_t *)t->aux + m;
         around(a, d, &outer, &len, &inner);
-        rc = mm__cu_index_select_back(gx, g, t->aux, outer, len, t->ne[d],
-                                      inner);
+        rc = mm__cu_index_select_back(gx, g, start, start + len + 1, outer,
+                                      len, m, inner);
         break;
+    }
     case OP_PAD:
         around(a, d, &outer, &len, &inner);
         rc = mm__cu_blocks(gx, len * inner, g + t->ip[1] * inner,
@@ -2719,7 +2728,7 @@ static void backward_index(mm_tensor *t)
 mm_tensor *mm_tensor_conv1d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w)
 {
     if (!x || !w) return NULL;
-    if (check_inputs_on(ctx, "conv1d_dw", x, w, 1)) return NULL;
+    if (check_inputs(ctx, "conv1d_dw", x, w)) return NULL;
     if ((x->ndim != 3 && x->ndim != 4) || w->ndim != 2 ||
         w->ne[0] != x->ne[1] || w->ne[1] % 2 == 0)
         return fail(ctx, "conv1d_dw: expected x (B, C, L) or (B, C, L, D) "
@@ -2818,8 +2827,8 @@ mm_tensor *mm_tensor_conv2d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
                                mm_tensor *b)
 {
     if (!x || !w) return NULL;
-    if (check_inputs_on(ctx, "conv2d_dw", x, w, 1) ||
-        (b && check_inputs_on(ctx, "conv2d_dw", x, b, 1)))
+    if (check_inputs(ctx, "conv2d_dw", x, w) ||
+        (b && check_inputs(ctx, "conv2d_dw", x, b)))
         return NULL;
     if (x->ndim != 4 || w->ndim != 3 || w->ne[0] != x->ne[1] ||
         w->ne[1] != w->ne[2] || w->ne[1] % 2 == 0 ||
@@ -2999,8 +3008,8 @@ mm_tensor *mm_tensor_conv2d(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
                             mm_tensor *b, int sh, int sw, int ph, int pw)
 {
     if (!x || !w) return NULL;
-    if (check_inputs_on(ctx, "conv2d", x, w, 1) ||
-        (b && check_inputs_on(ctx, "conv2d", x, b, 1)) ||
+    if (check_inputs(ctx, "conv2d", x, w) ||
+        (b && check_inputs(ctx, "conv2d", x, b)) ||
         infer_only(ctx, "conv2d", x, w, b))
         return NULL;
     if (x->ndim != 4 || w->ndim != 4 || w->ne[1] != x->ne[1] ||
@@ -3117,7 +3126,7 @@ mm_tensor *mm_tensor_max_pool2d(mm_ctx *ctx, mm_tensor *x, int k, int stride,
                                 int pad)
 {
     if (!x) return NULL;
-    if (check_inputs_on(ctx, "max_pool2d", x, NULL, 1) ||
+    if (check_inputs(ctx, "max_pool2d", x, NULL) ||
         infer_only(ctx, "max_pool2d", x, NULL, NULL))
         return NULL;
     if (x->ndim != 4)
@@ -3177,7 +3186,7 @@ mm_tensor *mm_tensor_max_pool2d(mm_ctx *ctx, mm_tensor *x, int k, int stride,
 mm_tensor *mm_tensor_global_avg_pool2d(mm_ctx *ctx, mm_tensor *x)
 {
     if (!x) return NULL;
-    if (check_inputs_on(ctx, "global_avg_pool2d", x, NULL, 1) ||
+    if (check_inputs(ctx, "global_avg_pool2d", x, NULL) ||
         infer_only(ctx, "global_avg_pool2d", x, NULL, NULL))
         return NULL;
     if (x->ndim != 4)
@@ -3227,7 +3236,7 @@ mm_tensor *mm_tensor_surv_nll(mm_ctx *ctx, mm_tensor *logits, mm_tensor *y,
                               mm_tensor *c, double alpha, double eps)
 {
     if (!logits || !y || !c) return NULL;
-    if (check_inputs_on(ctx, "surv_nll", logits, NULL, 1)) return NULL;
+    if (check_inputs(ctx, "surv_nll", logits, NULL)) return NULL;
     if (logits->ndim != 2)
         return fail(ctx, "surv_nll: logits must be (B, T), got %d-D",
                     logits->ndim);
@@ -3301,7 +3310,7 @@ mm_tensor *mm_tensor_cox_nll_ex(mm_ctx *ctx, mm_tensor *theta,
                                 mm_cox_norm norm, mm_cox_risk risk)
 {
     if (!theta || !time || !event) return NULL;
-    if (check_inputs_on(ctx, "cox_nll", theta, NULL, 1)) return NULL;
+    if (check_inputs(ctx, "cox_nll", theta, NULL)) return NULL;
     int64_t B = mm_tensor_numel(theta);
     if (!((theta->ndim == 1) || (theta->ndim == 2 && theta->ne[1] == 1)))
         return fail(ctx, "cox_nll: risks must be (B) or (B, 1), got %d-D",

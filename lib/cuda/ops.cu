@@ -747,28 +747,31 @@ extern "C" int mm__cu_index_select(float *y, const float *x,
 }
 
 /* One thread per element of GX: the rows J that picked it, in order of J
- * (the CPU adds them in that order). */
+ * (the CPU adds them in that order), listed by the host: rows
+ * PERM[START[l]] .. PERM[START[l + 1] - 1] picked source row l. */
 __global__ static void k_index_select_back(float *gx, const float *g,
-                                           const int64_t *ix, int64_t len,
+                                           const int64_t *start,
+                                           const int64_t *perm, int64_t len,
                                            int64_t m, int64_t inner,
                                            int64_t n)
 {
     LOOP(q, n) { /* q = (o len + l) inner + i */
         int64_t i = q % inner, r = q / inner, l = r % len, o = r / len;
         float acc = gx[q];
-        for (int64_t j = 0; j < m; j++)
-            if (ix[j] == l) acc += g[(o * m + j) * inner + i];
+        for (int64_t t = start[l]; t < start[l + 1]; t++)
+            acc += g[(o * m + perm[t]) * inner + i];
         gx[q] = acc;
     }
 }
 
 extern "C" int mm__cu_index_select_back(float *gx, const float *g,
-                                        const int64_t *ix, int64_t outer,
+                                        const int64_t *start,
+                                        const int64_t *perm, int64_t outer,
                                         int64_t len, int64_t m,
                                         int64_t inner)
 {
     int64_t n = outer * len * inner;
-    LAUNCH(n, k_index_select_back, gx, g, ix, len, m, inner, n);
+    LAUNCH(n, k_index_select_back, gx, g, start, perm, len, m, inner, n);
 }
 
 /* gather over the padded 4-D shapes: ONE the output's sizes, XB the

@@ -122,9 +122,11 @@ int mm__cu_blocks(float *dst, int64_t ds, const float *src, int64_t ss,
 int mm__cu_index_select(float *y, const float *x, const int64_t *ix,
                         int64_t outer, int64_t len, int64_t m,
                         int64_t inner);
-int mm__cu_index_select_back(float *gx, const float *g, const int64_t *ix,
-                             int64_t outer, int64_t len, int64_t m,
-                             int64_t inner);
+/* Backward: START (LEN + 1) and PERM (M), device: the positions j that
+ * picked source row l are PERM[START[l]..START[l + 1]), ascending. */
+int mm__cu_index_select_back(float *gx, const float *g, const int64_t *start,
+                             const int64_t *perm, int64_t outer, int64_t len,
+                             int64_t m, int64_t inner);
 /* gather along D (of the padded 4-D shapes): ONE the output's (and IX's,
  * device) sizes, XB the contiguous input's strides. */
 int mm__cu_gather(float *y, const float *x, const int64_t *ix, mm__cu_i4 one,

@@ -67,7 +67,8 @@
  *
  * Dispatch: every op checks where its inputs live (mm_tensor_device) and
  * runs the kernel of that backend: inputs on two devices are an error (no
- * silent copies), and an op without a CUDA kernel refuses CUDA inputs. A
+ * silent copies); index, label, time and event tensors stay on the CPU
+ * (they are read on the host) even when the op's data are on CUDA. A
  * CUDA tensor's memory comes from its context's device arena (plain
  * cudaMalloc blocks, reused after mm_ctx_reset like the host arena);
  * mm_tensor_data() of one is a device pointer, and the element accessors

@@ -10,8 +10,13 @@
  * tensor. Tolerances: 1e-5 for elementwise ops (the kernels do the CPU's
  * arithmetic; FMA contraction and libm ulps differ), 1e-4 for reductions,
  * softmax, layernorm, cross-entropy, matmul and chains (cuBLAS sums in
- * another order), 1e-2 for TF32 matmuls. The figures are printed (diag,
- * "relative difference") for the device check's summary.
+ * another order), 1e-2 for TF32 matmuls; 1e-5 for the copies (concat,
+ * index ops, repeat, pad: exact in practice) and dropout, 1e-4 for scans,
+ * depthwise convolutions, the survival losses and the TransMIL-like chain.
+ * Forward only: dropout's masks and values bit for bit, max_pool2d
+ * exactly, dense conv2d 1e-4 (cuBLAS), global_avg_pool2d 1e-5. The
+ * figures are printed (diag, "relative difference") for the device
+ * check's summary.
  *
  * Without a GPU, or in a build without CUDA: only that the device calls
  * refuse with one line (the comparisons are skipped, with the reason).
@@ -331,6 +336,14 @@ static mm_tensor *f_index_select(mm_ctx *c, mm_tensor **in, const void *ud)
     return mm_tensor_index_select(c, in[0], 1,
                                   i64s(c, 1, (int64_t[]){6}, v));
 }
+static mm_tensor *f_index_rows(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    (void)ud; /* 80 picks of 50 rows (patch sampling from a bag) */
+    double v[80];
+    for (int i = 0; i < 80; i++) v[i] = (i * 37 + i / 3) % 50;
+    return mm_tensor_index_select(c, in[0], 0,
+                                  i64s(c, 1, (int64_t[]){80}, v));
+}
 static mm_tensor *f_gather(mm_ctx *c, mm_tensor **in, const void *ud)
 {
     (void)ud; /* index (3, 6, 2) into (3, 5, 4) along 1 */
@@ -531,6 +544,7 @@ static const tcase cases[] = {
     {"concat last dim", 3, {S3(2, 3, 1), S3(2, 3, 4), S3(2, 3, 2)}, {0},
      f_concat, &dim_last, E},
     {"index_select", 1, {S3(3, 5, 4)}, {0}, f_index_select, NULL, E},
+    {"index_select rows", 1, {S2(50, 7)}, {0}, f_index_rows, NULL, E},
     {"gather", 1, {S3(3, 5, 4)}, {0}, f_gather, NULL, E},
     {"repeat", 1, {S2(3, 4)}, {0}, f_repeat, NULL, E},
     {"pad", 1, {S3(2, 5, 4)}, {0}, f_pad, NULL, E},
