@@ -2152,12 +2152,15 @@ static void backward_scan(mm_tensor *t)
  * the CPU's checks ran first; outputs on the device, indices copied there
  * (one small copy), the same tape records as the CPU paths. */
 static mm_tensor *cu_concat(mm_ctx *ctx, mm_tensor **src, int n, int d,
-                            const int64_t *ne, int need)
+                            int64_t total, int need)
 {
     mm_tensor *a = src[0];
+    int64_t ne[MM_MAX_DIMS];
+    memcpy(ne, a->ne, sizeof ne);
+    ne[d] = total;
     mm_tensor *out = tnew_like(ctx, a, a->ndim, ne);
-    int64_t total = ne[d], outer = numel_of(d, ne);
-    int64_t inner = numel_of(a->ndim - d - 1, ne + d + 1), off = 0;
+    int64_t outer = numel_of(d, ne), off = 0;
+    int64_t inner = numel_of(a->ndim - d - 1, ne + d + 1);
     for (int k = 0; k < n; k++) {
         int64_t blk = src[k]->ne[d] * inner;
         if (cu_check(ctx, "concat",
@@ -2219,11 +2222,11 @@ mm_tensor *mm_tensor_concat(mm_ctx *ctx, int n, mm_tensor *const *ts, int dim)
         src[k] = mm_tensor_contiguous(ctx, ts[k]);
         need |= src[k]->requires_grad;
     }
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) return cu_concat(ctx, src, n, d, total, need);
+#endif
     memcpy(ne, a->ne, sizeof ne);
     ne[d] = total;
-#ifdef MM_HAVE_CUDA
-    if (a->device == MM_CUDA) return cu_concat(ctx, src, n, d, ne, need);
-#endif
     mm_tensor *out = tnew(ctx, a->dtype, a->ndim, ne);
     int64_t outer = numel_of(d, ne), inner = numel_of(a->ndim - d - 1,
                                                       ne + d + 1);
@@ -2529,6 +2532,8 @@ double mm_rand_u01(uint64_t seed, uint64_t i)
 static mm_tensor *cu_dropout(mm_ctx *ctx, const char *name, mm_tensor *x,
                              double p, uint64_t seed, int alpha)
 {
+    x = mm_tensor_contiguous(ctx, x);
+    if (!x) return NULL;
     mm_tensor *out = tnew_like(ctx, x, x->ndim, x->ne);
     int64_t n = mm_tensor_numel(x);
     out->aux = dev_alloc(ctx, (size_t)n * sizeof(float));
@@ -2561,11 +2566,11 @@ static mm_tensor *dropout(mm_ctx *ctx, const char *name, mm_tensor *x,
     if (!(p >= 0 && p <= 1))
         return fail(ctx, "%s: p %g outside [0, 1]", name, p);
     if (p == 0 || !train) return x;
-    x = mm_tensor_contiguous(ctx, x);
-    if (!x) return NULL;
 #ifdef MM_HAVE_CUDA
     if (x->device == MM_CUDA) return cu_dropout(ctx, name, x, p, seed, alpha);
 #endif
+    x = mm_tensor_contiguous(ctx, x);
+    if (!x) return NULL;
     mm_tensor *out = tnew(ctx, x->dtype, x->ndim, x->ne);
     int64_t n = mm_tensor_numel(x);
     out->aux = arena_alloc(ctx, (size_t)n * mm_dtype_size(x->dtype));
@@ -2823,6 +2828,24 @@ static void backward_conv1d(mm_tensor *t)
     });
 }
 
+#ifdef MM_HAVE_CUDA
+static mm_tensor *cu_conv2d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
+                               mm_tensor *b)
+{
+    x = mm_tensor_contiguous(ctx, x);
+    w = mm_tensor_contiguous(ctx, w);
+    b = b ? mm_tensor_contiguous(ctx, b) : NULL;
+    if (!x || !w) return NULL;
+    mm_tensor *o = tnew_like(ctx, x, 4, x->ne);
+    if (cu_check(ctx, "conv2d_dw",
+                 mm__cu_conv2d_dw(o->data, x->data, w->data,
+                                  b ? b->data : NULL, x->ne[0] * x->ne[1],
+                                  x->ne[1], x->ne[2], x->ne[3], w->ne[1])))
+        return NULL;
+    return record(ctx, o, OP_CONV2D_DW, x, w, b);
+}
+#endif
+
 mm_tensor *mm_tensor_conv2d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
                                mm_tensor *b)
 {
@@ -2835,22 +2858,13 @@ mm_tensor *mm_tensor_conv2d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
         (b && (b->ndim != 1 || b->ne[0] != x->ne[1])))
         return fail(ctx, "conv2d_dw: expected x (B, C, H, W), w (C, k, k) "
                          "with k odd and bias (C) or none");
+#ifdef MM_HAVE_CUDA
+    if (x->device == MM_CUDA) return cu_conv2d_dw(ctx, x, w, b);
+#endif
     x = mm_tensor_contiguous(ctx, x);
     w = mm_tensor_contiguous(ctx, w);
     b = b ? mm_tensor_contiguous(ctx, b) : NULL;
     if (!x || !w) return NULL;
-#ifdef MM_HAVE_CUDA
-    if (x->device == MM_CUDA) {
-        mm_tensor *o = tnew_like(ctx, x, 4, x->ne);
-        if (cu_check(ctx, "conv2d_dw",
-                     mm__cu_conv2d_dw(o->data, x->data, w->data,
-                                      b ? b->data : NULL,
-                                      x->ne[0] * x->ne[1], x->ne[1],
-                                      x->ne[2], x->ne[3], w->ne[1])))
-            return NULL;
-        return record(ctx, o, OP_CONV2D_DW, x, w, b);
-    }
-#endif
     mm_tensor *out = tnew(ctx, x->dtype, 4, x->ne);
     int64_t C = x->ne[1], H = x->ne[2], W = x->ne[3], BC = x->ne[0] * C;
     int64_t k = w->ne[1], P = k / 2;
