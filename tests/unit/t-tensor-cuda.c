@@ -606,9 +606,10 @@ static void device_forward_only(void)
             free(b);
             free(xv);
         }
-        diag("%s: %lld of %lld outputs differ from the CPU's bits",
-             al ? "alpha_dropout" : "dropout", (long long)differ,
-             (long long)n);
+        diag("%s (mask check): forward max relative difference %.3g; %lld "
+             "of %lld outputs differ from the CPU's bits",
+             al ? "alpha_dropout" : "dropout", tensor_diff(y, yd),
+             (long long)differ, (long long)n);
         ok(differ == 0, "%s: the CPU's mask and values, bit for bit",
            al ? "alpha_dropout" : "dropout");
         if (!al)
