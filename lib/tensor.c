@@ -25,6 +25,7 @@
 #endif
 
 #ifdef _OPENMP
+#include <omp.h>
 #define OMP_FOR _Pragma("omp parallel for schedule(static)")
 #else
 #define OMP_FOR
@@ -354,6 +355,25 @@ static mm_tensor *tnew_like(mm_ctx *ctx, const mm_tensor *a, int ndim,
     return tnew_on(ctx, a->dtype, ndim, shape, a->device);
 }
 
+/* The same on the CPU, uninitialised: for an op's output that its kernel
+ * writes in full (zeroing it first cost 6% of a transformer step, plus
+ * the page traffic). */
+static mm_tensor *tnew_raw(mm_ctx *ctx, mm_dtype dt, int ndim,
+                           const int64_t *shape)
+{
+    mm_tensor *t = header(ctx, dt, ndim, shape);
+    t->data = arena_alloc(ctx, (size_t)numel_of(ndim, shape) * mm_dtype_size(dt));
+    return t;
+}
+
+/* tnew_like, uninitialised on the CPU (zeroed on CUDA, as before). */
+static mm_tensor *tnew_like_raw(mm_ctx *ctx, const mm_tensor *a, int ndim,
+                                const int64_t *shape)
+{
+    if (a->device == MM_CPU) return tnew_raw(ctx, a->dtype, ndim, shape);
+    return tnew_like(ctx, a, ndim, shape);
+}
+
 mm_tensor *mm_tensor_new(mm_ctx *ctx, mm_dtype dt, int ndim,
                          const int64_t *shape)
 {
@@ -679,7 +699,7 @@ mm_tensor *mm_tensor_contiguous(mm_ctx *ctx, mm_tensor *a)
     if (!a) return NULL;
     if (mm_tensor_is_contiguous(a)) return a;
     if (check_inputs(ctx, "contiguous", a, NULL)) return NULL;
-    mm_tensor *out = tnew_like(ctx, a, a->ndim, a->ne);
+    mm_tensor *out = tnew_like_raw(ctx, a, a->ndim, a->ne);
 #ifdef MM_HAVE_CUDA
     if (a->device == MM_CUDA) {
         int64_t ne[4], nb[4];
@@ -939,6 +959,80 @@ static void gemm(mm_dtype dt, int ta, int tb, int m, int n, int k,
                     beta, c, ldc);
 }
 
+/* One thread pool. The OpenMP threads split a (batched) matmul into
+ * tasks, each one cblas call on one BLAS thread: OpenBLAS's own pthreads
+ * would otherwise spin and yield against the OpenMP threads on the same
+ * cores (13% + 9% of a transformer step in perf). Weak symbols: another
+ * CBLAS is called as it is. */
+extern void openblas_set_num_threads(int) __attribute__((weak));
+extern int openblas_get_num_threads(void) __attribute__((weak));
+
+static int n_threads(void)
+{
+#ifdef _OPENMP
+    return omp_in_parallel() ? 1 : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* C_i = op(A_i) op(B_i) + beta C_i (M x N, row-major) for i < BATCH, the
+ * operands SA, SB, SC elements apart (SA or SB 0: shared). Tasks are whole
+ * matrices when there are enough of them, else each matrix is cut into
+ * row (or column) bands, one per thread; an element is still one cblas
+ * dot over K, so only the blocking of M and N depends on the thread
+ * count. A shared output (SC 0, a gradient summed over the batch) is
+ * accumulated batch by batch, in order. */
+static void gemm_batch(mm_dtype dt, int ta, int tb, int64_t batch, int m,
+                       int n, int k, const void *a, int64_t sa, int lda,
+                       const void *b, int64_t sb, int ldb, double beta,
+                       void *c, int64_t sc, int ldc)
+{
+    size_t es = mm_dtype_size(dt);
+    int nt = n_threads();
+    double flops = 2.0 * (double)batch * m * n * k;
+    if (nt == 1 || flops < 4e6) {
+        for (int64_t i = 0; i < batch; i++)
+            gemm(dt, ta, tb, m, n, k, (const char *)a + i * sa * es, lda,
+                 (const char *)b + i * sb * es, ldb, beta,
+                 (char *)c + i * sc * es, ldc);
+        return;
+    }
+    if (sc == 0 && batch > 1) {
+        for (int64_t i = 0; i < batch; i++)
+            gemm_batch(dt, ta, tb, 1, m, n, k, (const char *)a + i * sa * es,
+                       0, lda, (const char *)b + i * sb * es, 0, ldb, beta,
+                       c, 0, ldc);
+        return;
+    }
+    /* bands per matrix: enough tasks for every thread */
+    int64_t parts = batch >= nt ? 1 : (nt + batch - 1) / batch;
+    int rows = m >= n; /* cut the longer side */
+    int64_t side = rows ? m : n;
+    if (parts > side / 16) parts = side / 16 > 0 ? side / 16 : 1;
+    int64_t band = (side + parts - 1) / parts;
+    band = (band + 15) / 16 * 16;
+    parts = (side + band - 1) / band;
+    int old = openblas_get_num_threads ? openblas_get_num_threads() : 1;
+    if (old != 1 && openblas_set_num_threads) openblas_set_num_threads(1);
+    int64_t tasks = batch * parts;
+    _Pragma("omp parallel for schedule(static)")
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t i = t / parts, p0 = t % parts * band;
+        int len = (int)(p0 + band <= side ? band : side - p0);
+        const char *ai = (const char *)a + i * sa * es;
+        const char *bi = (const char *)b + i * sb * es;
+        char *ci = (char *)c + i * sc * es;
+        if (rows) /* rows p0.. of op(A) and of C */
+            gemm(dt, ta, tb, len, n, k, ai + p0 * (ta ? 1 : lda) * es, lda,
+                 bi, ldb, beta, ci + p0 * ldc * es, ldc);
+        else      /* columns p0.. of op(B) and of C */
+            gemm(dt, ta, tb, m, len, k, ai, lda,
+                 bi + p0 * (tb ? ldb : 1) * es, ldb, beta, ci + p0 * es, ldc);
+    }
+    if (old != 1 && openblas_set_num_threads) openblas_set_num_threads(old);
+}
+
 /* The geometry of a matmul, from its (contiguous) operands. */
 typedef struct {
     int64_t batch, m, n, k, sa, sb; /* sa/sb: batch strides, 0 = shared */
@@ -1014,8 +1108,7 @@ mm_tensor *mm_tensor_matmul(mm_ctx *ctx, mm_tensor *a, mm_tensor *b, int ta,
     memcpy(ne, lead->ne, sizeof ne);
     ne[nd - 2] = ta ? a->ne[a->ndim - 1] : a->ne[a->ndim - 2];
     ne[nd - 1] = g.n;
-    mm_tensor *out = tnew_like(ctx, a, nd, ne);
-    size_t es = mm_dtype_size(a->dtype);
+    mm_tensor *out = tnew_like_raw(ctx, a, nd, ne);
     int lda = (int)(ta ? g.m : g.k), ldb = (int)(tb ? g.k : g.n);
 #ifdef MM_HAVE_CUDA
     if (a->device == MM_CUDA) {
@@ -1028,11 +1121,9 @@ mm_tensor *mm_tensor_matmul(mm_ctx *ctx, mm_tensor *a, mm_tensor *b, int ta,
         return record(ctx, out, OP_MATMUL, a, b, NULL);
     }
 #endif
-    for (int64_t i = 0; i < g.batch; i++)
-        gemm(a->dtype, ta, tb, (int)g.m, (int)g.n, (int)g.k,
-             (char *)a->data + i * g.sa * es, lda,
-             (char *)b->data + i * g.sb * es, ldb, 0.0,
-             (char *)out->data + i * g.m * g.n * es, (int)g.n);
+    gemm_batch(a->dtype, ta, tb, g.batch, (int)g.m, (int)g.n, (int)g.k,
+               a->data, g.sa, lda, b->data, g.sb, ldb, 0.0, out->data,
+               g.m * g.n, (int)g.n);
     out->ip[0] = ta;
     out->ip[1] = tb;
     return record(ctx, out, OP_MATMUL, a, b, NULL);
@@ -1043,7 +1134,6 @@ static void backward_matmul(mm_tensor *t)
     mm_tensor *a = t->src[0], *b = t->src[1];
     int ta = (int)t->ip[0], tb = (int)t->ip[1];
     mmgeo g = geometry(a, b, ta, tb);
-    size_t es = mm_dtype_size(a->dtype);
     int M = (int)g.m, N = (int)g.n, K = (int)g.k;
     int lda = ta ? M : K, ldb = tb ? K : N;
 #ifdef MM_HAVE_CUDA
@@ -1072,31 +1162,25 @@ static void backward_matmul(mm_tensor *t)
     }
 #endif
     const char *gc = t->grad->data;
-    /* Batches run in order, so a shared operand's grad sums in a fixed
-     * order (beta = 1 accumulates). */
+    /* a shared operand's grad sums over the batches in order (beta = 1
+     * accumulates; gemm_batch keeps that order) */
     if (a->requires_grad) {
         char *ga = grad_of(t->ctx, a)->data;
-        for (int64_t i = 0; i < g.batch; i++) {
-            const char *bi = (char *)b->data + i * g.sb * es;
-            const char *ci = gc + i * g.m * g.n * es;
-            char *gai = ga + i * g.sa * es;
-            if (!ta) /* dA = dC op(B)^T */
-                gemm(a->dtype, 0, !tb, M, K, N, ci, N, bi, ldb, 1.0, gai, K);
-            else     /* dA = op(B) dC^T */
-                gemm(a->dtype, tb, 1, K, M, N, bi, ldb, ci, N, 1.0, gai, M);
-        }
+        if (!ta) /* dA = dC op(B)^T */
+            gemm_batch(a->dtype, 0, !tb, g.batch, M, K, N, gc, g.m * g.n, N,
+                       b->data, g.sb, ldb, 1.0, ga, g.sa, K);
+        else     /* dA = op(B) dC^T */
+            gemm_batch(a->dtype, tb, 1, g.batch, K, M, N, b->data, g.sb, ldb,
+                       gc, g.m * g.n, N, 1.0, ga, g.sa, M);
     }
     if (b->requires_grad) {
         char *gb = grad_of(t->ctx, b)->data;
-        for (int64_t i = 0; i < g.batch; i++) {
-            const char *ai = (char *)a->data + i * g.sa * es;
-            const char *ci = gc + i * g.m * g.n * es;
-            char *gbi = gb + i * g.sb * es;
-            if (!tb) /* dB = op(A)^T dC */
-                gemm(a->dtype, !ta, 0, K, N, M, ai, lda, ci, N, 1.0, gbi, N);
-            else     /* dB = dC^T op(A) */
-                gemm(a->dtype, 1, ta, N, K, M, ci, N, ai, lda, 1.0, gbi, K);
-        }
+        if (!tb) /* dB = op(A)^T dC */
+            gemm_batch(a->dtype, !ta, 0, g.batch, K, N, M, a->data, g.sa, lda,
+                       gc, g.m * g.n, N, 1.0, gb, g.sb, N);
+        else     /* dB = dC^T op(A) */
+            gemm_batch(a->dtype, 1, ta, g.batch, N, K, M, gc, g.m * g.n, N,
+                       a->data, g.sa, lda, 1.0, gb, g.sb, K);
     }
 }
 
@@ -1161,7 +1245,7 @@ static mm_tensor *binary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
     a = mm_tensor_contiguous(ctx, a);
     b = mm_tensor_contiguous(ctx, b);
     if (!a || !b) return NULL;
-    mm_tensor *out = tnew_like(ctx, a, nd, ne);
+    mm_tensor *out = tnew_like_raw(ctx, a, nd, ne);
     int64_t n4[4], sa[4], sb[4];
     pad4(out, n4, sa);
     bcast4(a, n4, sa);
@@ -1307,7 +1391,7 @@ static mm_tensor *unary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
     if (check_inputs(ctx, name, a, NULL)) return NULL;
     a = mm_tensor_contiguous(ctx, a);
     if (!a) return NULL;
-    mm_tensor *out = tnew_like(ctx, a, a->ndim, a->ne);
+    mm_tensor *out = tnew_like_raw(ctx, a, a->ndim, a->ne);
     int64_t n = mm_tensor_numel(a);
     out->fp = s;
     out->fq = s2;
@@ -1631,6 +1715,73 @@ static void backward_reduce(mm_tensor *t)
 
 // ---- softmax, layernorm ---------------------------------------------------------
 
+/* exp of 4 floats (GCC/Clang vector extensions: SSE2 on x86-64, NEON on
+ * arm64), for the f32 softmax, whose scalar libm expf call was 16% of a
+ * transformer step: Cephes expf (exp(x) = 2^n e^r, n = round(x log2 e),
+ * r = x - n ln 2 in two parts, e^r by its degree-7 polynomial), about
+ * 1 ulp. X is clamped to [-87.3, 88.3] so that 2^n stays a normal float:
+ * below, where expf is under 1.2e-38 or 0, it gives ~1.1e-38. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline v4f v4_splat(float a) { return (v4f){a, a, a, a}; }
+
+static inline v4f v4_sel(v4i m, v4f a, v4f b) /* m ? a : b, per lane */
+{
+    return (v4f)(((v4i)a & m) | ((v4i)b & ~m));
+}
+
+static inline v4f exp4(v4f x)
+{
+    x = v4_sel(x < v4_splat(-87.3f), v4_splat(-87.3f), x);
+    x = v4_sel(x > v4_splat(88.3f), v4_splat(88.3f), x);
+    const v4f magic = v4_splat(12582912.0f); /* 1.5 2^23: round to nearest */
+    v4f n = (x * v4_splat(1.44269504088896341f) + magic) - magic;
+    v4f r = x - n * v4_splat(0.693359375f) - n * v4_splat(-2.12194440e-4f);
+    v4f z = r * r;
+    v4f p = v4_splat(1.9875691500e-4f);
+    p = p * r + v4_splat(1.3981999507e-3f);
+    p = p * r + v4_splat(8.3334519073e-3f);
+    p = p * r + v4_splat(4.1665795894e-2f);
+    p = p * r + v4_splat(1.6666665459e-1f);
+    p = p * r + v4_splat(5.0000001201e-1f);
+    p = p * z + r + v4_splat(1.0f);
+    v4i e = (__builtin_convertvector(n, v4i) + 127) << 23;
+    return p * (v4f)e;
+}
+
+/* Y = softmax(X) over one contiguous f32 row of N. */
+static void softmax_row_f32(const float *x, float *y, int64_t n)
+{
+    float mx = x[0];
+    for (int64_t i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    v4f acc = v4_splat(0), m4 = v4_splat(mx);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f v;
+        memcpy(&v, x + i, sizeof v);
+        v = exp4(v - m4);
+        memcpy(y + i, &v, sizeof v);
+        acc += v;
+    }
+    float s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    if (i < n) { /* the tail, padded with the max (those lanes dropped) */
+        float t[4] = {mx, mx, mx, mx};
+        memcpy(t, x + i, (size_t)(n - i) * sizeof *t);
+        v4f v;
+        memcpy(&v, t, sizeof v);
+        v = exp4(v - m4);
+        memcpy(t, &v, sizeof v);
+        for (int64_t j = 0; i + j < n; j++) {
+            y[i + j] = t[j];
+            s += t[j];
+        }
+    }
+    float inv = 1 / s;
+    _Pragma("omp simd")
+    for (int64_t j = 0; j < n; j++) y[j] *= inv;
+}
+
 /* Softmax over axis AX of a contiguous tensor: the LEN values of a row are
  * INNER elements apart (INNER = 1 for the last axis, the old loop exactly).
  * Rows are independent (one thread each); each row's max and sum run over
@@ -1647,7 +1798,7 @@ static mm_tensor *softmax_op(mm_ctx *ctx, int op, const char *name,
                     a->ndim);
     a = mm_tensor_contiguous(ctx, a);
     if (!a) return NULL;
-    mm_tensor *out = tnew_like(ctx, a, a->ndim, a->ne);
+    mm_tensor *out = tnew_like_raw(ctx, a, a->ndim, a->ne);
     int64_t n = a->ne[ax], inner = numel_of(a->ndim - ax - 1, a->ne + ax + 1);
     int64_t rows = mm_tensor_numel(a) / n;
     int lg = op == OP_LOG_SOFTMAX;
@@ -1660,6 +1811,13 @@ static mm_tensor *softmax_op(mm_ctx *ctx, int op, const char *name,
         return record(ctx, out, op, a, NULL, NULL);
     }
 #endif
+    if (a->dtype == MM_F32 && inner == 1 && !lg) {
+        const float *x = a->data;
+        float *y = out->data;
+        OMP_FOR
+        for (int64_t r = 0; r < rows; r++) softmax_row_f32(x + r * n, y + r * n, n);
+        return record(ctx, out, op, a, NULL, NULL);
+    }
     FOR_REAL(a->dtype, {
         OMP_FOR
         for (int64_t r = 0; r < rows; r++) {
@@ -1726,7 +1884,12 @@ static void backward_softmax(mm_tensor *t)
             const real *g = (const real *)t->grad->data + base;
             real *gx = gxa + base;
             real s = 0;
-            if (lg) {
+            if (!lg && inner == 1) { /* the common case, vectorised */
+                _Pragma("omp simd reduction(+:s)")
+                for (int64_t i = 0; i < n; i++) s += g[i] * y[i];
+                _Pragma("omp simd")
+                for (int64_t i = 0; i < n; i++) gx[i] += y[i] * (g[i] - s);
+            } else if (lg) {
                 for (int64_t i = 0; i < n; i++) s += g[i * inner];
                 for (int64_t i = 0; i < n; i++)
                     gx[i * inner] += g[i * inner] - exp(y[i * inner]) * s;
@@ -1757,7 +1920,7 @@ mm_tensor *mm_tensor_layernorm(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
     w = w ? mm_tensor_contiguous(ctx, w) : NULL;
     b = b ? mm_tensor_contiguous(ctx, b) : NULL;
     if (!x) return NULL;
-    mm_tensor *out = tnew_like(ctx, x, x->ndim, x->ne);
+    mm_tensor *out = tnew_like_raw(ctx, x, x->ndim, x->ne);
     /* saved per row: mean, rstd; and xhat (N) for the backward */
     size_t es = mm_dtype_size(x->dtype);
     out->fp = eps;
@@ -2227,7 +2390,7 @@ mm_tensor *mm_tensor_concat(mm_ctx *ctx, int n, mm_tensor *const *ts, int dim)
 #endif
     memcpy(ne, a->ne, sizeof ne);
     ne[d] = total;
-    mm_tensor *out = tnew(ctx, a->dtype, a->ndim, ne);
+    mm_tensor *out = tnew_raw(ctx, a->dtype, a->ndim, ne);
     int64_t outer = numel_of(d, ne), inner = numel_of(a->ndim - d - 1,
                                                       ne + d + 1);
     size_t es = mm_dtype_size(a->dtype);
@@ -2571,7 +2734,7 @@ static mm_tensor *dropout(mm_ctx *ctx, const char *name, mm_tensor *x,
 #endif
     x = mm_tensor_contiguous(ctx, x);
     if (!x) return NULL;
-    mm_tensor *out = tnew(ctx, x->dtype, x->ndim, x->ne);
+    mm_tensor *out = tnew_raw(ctx, x->dtype, x->ndim, x->ne);
     int64_t n = mm_tensor_numel(x);
     out->aux = arena_alloc(ctx, (size_t)n * mm_dtype_size(x->dtype));
     const double A = 1.7580993408473766;
@@ -2767,7 +2930,10 @@ mm_tensor *mm_tensor_conv1d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w)
             for (int64_t k = 0; k < K; k++) {
                 int64_t j = i + k - P;
                 if (j < 0 || j >= L) continue;
-                for (int64_t e = 0; e < D; e++) yr[e] += wc[k] * xs[j * D + e];
+                const real *xj = xs + j * D;
+                real wk = wc[k];
+                _Pragma("omp simd")
+                for (int64_t e = 0; e < D; e++) yr[e] += wk * xj[e];
             }
         }
     });
@@ -2801,8 +2967,10 @@ static void backward_conv1d(mm_tensor *t)
                 for (int64_t k = 0; k < K; k++) {
                     int64_t i = j - k + P;
                     if (i < 0 || i >= L) continue;
-                    for (int64_t e = 0; e < D; e++)
-                        gxr[e] += wc[k] * gs[i * D + e];
+                    const real *gi = gs + i * D;
+                    real wk = wc[k];
+                    _Pragma("omp simd")
+                    for (int64_t e = 0; e < D; e++) gxr[e] += wk * gi[e];
                 }
             }
         }
@@ -2815,12 +2983,14 @@ static void backward_conv1d(mm_tensor *t)
                 for (int64_t b = 0; b < B; b++) {
                     const real *gs = g + (b * C + c) * L * D;
                     const real *xs = xp + (b * C + c) * L * D;
-                    for (int64_t i = 0; i < L; i++) {
-                        int64_t j = i + k - P;
-                        if (j < 0 || j >= L) continue;
-                        for (int64_t e = 0; e < D; e++)
-                            s += gs[i * D + e] * xs[j * D + e];
-                    }
+                    /* rows i with j = i + k - P inside [0, L): one
+                     * contiguous run of (L - |k - P|) D products */
+                    int64_t i0 = P - k > 0 ? P - k : 0;
+                    int64_t i1 = L + P - k < L ? L + P - k : L;
+                    const real *ga = gs + i0 * D, *xa = xs + (i0 + k - P) * D;
+                    int64_t len = (i1 - i0) * D;
+                    _Pragma("omp simd reduction(+:s)")
+                    for (int64_t e = 0; e < len; e++) s += ga[e] * xa[e];
                 }
                 gw[c * K + k] += s;
             }
@@ -2865,31 +3035,36 @@ mm_tensor *mm_tensor_conv2d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
     w = mm_tensor_contiguous(ctx, w);
     b = b ? mm_tensor_contiguous(ctx, b) : NULL;
     if (!x || !w) return NULL;
-    mm_tensor *out = tnew(ctx, x->dtype, 4, x->ne);
+    mm_tensor *out = tnew_raw(ctx, x->dtype, 4, x->ne);
     int64_t C = x->ne[1], H = x->ne[2], W = x->ne[3], BC = x->ne[0] * C;
     int64_t k = w->ne[1], P = k / 2;
     FOR_REAL(x->dtype, {
         const real *xp = x->data, *wp = w->data;
         const real *bp = b ? b->data : NULL;
         real *yp = out->data;
+        /* each output element sums bias, then tap (u, v) in order, as
+         * the scalar loop did; the taps run along whole rows (simd) */
         OMP_FOR
         for (int64_t bc = 0; bc < BC; bc++) {
             const real *xs = xp + bc * H * W, *wc = wp + bc % C * k * k;
             real *ys = yp + bc * H * W;
-            for (int64_t r = 0; r < H; r++)
-                for (int64_t c = 0; c < W; c++) {
-                    real s = bp ? bp[bc % C] : 0;
-                    for (int64_t u = 0; u < k; u++) {
-                        int64_t rr = r + u - P;
-                        if (rr < 0 || rr >= H) continue;
-                        for (int64_t v = 0; v < k; v++) {
-                            int64_t cc = c + v - P;
-                            if (cc >= 0 && cc < W)
-                                s += wc[u * k + v] * xs[rr * W + cc];
-                        }
+            real b0 = bp ? bp[bc % C] : 0;
+            for (int64_t r = 0; r < H; r++) {
+                real *yr = ys + r * W;
+                for (int64_t c = 0; c < W; c++) yr[c] = b0;
+                for (int64_t u = 0; u < k; u++) {
+                    int64_t rr = r + u - P;
+                    if (rr < 0 || rr >= H) continue;
+                    for (int64_t v = 0; v < k; v++) {
+                        int64_t c0 = P - v > 0 ? P - v : 0;
+                        int64_t c1 = W + P - v < W ? W + P - v : W;
+                        const real *xr = xs + rr * W + v - P;
+                        real wv = wc[u * k + v];
+                        _Pragma("omp simd")
+                        for (int64_t c = c0; c < c1; c++) yr[c] += wv * xr[c];
                     }
-                    ys[r * W + c] = s;
                 }
+            }
         }
     });
     return record(ctx, out, OP_CONV2D_DW, x, w, b);
@@ -2915,24 +3090,30 @@ static void backward_conv2d(mm_tensor *t)
         const real *xp = x->data, *wp = w->data, *g = t->grad->data;
         if (x->requires_grad) {
             real *gx = grad_of(t->ctx, x)->data;
+            /* per element: the taps' sum in (u, v) order, then added to
+             * the gradient once; S holds one row of sums */
             OMP_FOR
             for (int64_t bc = 0; bc < B * C; bc++) {
                 const real *gs = g + bc * H * W, *wc = wp + bc % C * k * k;
                 real *gxs = gx + bc * H * W;
-                for (int64_t r = 0; r < H; r++)
-                    for (int64_t c = 0; c < W; c++) {
-                        real s = 0;
-                        for (int64_t u = 0; u < k; u++) {
-                            int64_t rr = r - u + P;
-                            if (rr < 0 || rr >= H) continue;
-                            for (int64_t v = 0; v < k; v++) {
-                                int64_t cc = c - v + P;
-                                if (cc >= 0 && cc < W)
-                                    s += wc[u * k + v] * gs[rr * W + cc];
-                            }
+                real *sr = mm_malloc((size_t)W * sizeof *sr);
+                for (int64_t r = 0; r < H; r++) {
+                    for (int64_t c = 0; c < W; c++) sr[c] = 0;
+                    for (int64_t u = 0; u < k; u++) {
+                        int64_t rr = r - u + P;
+                        if (rr < 0 || rr >= H) continue;
+                        for (int64_t v = 0; v < k; v++) {
+                            int64_t c0 = v - P > 0 ? v - P : 0;
+                            int64_t c1 = W + v - P < W ? W + v - P : W;
+                            const real *gr = gs + rr * W + P - v;
+                            real wv = wc[u * k + v];
+                            _Pragma("omp simd")
+                            for (int64_t c = c0; c < c1; c++) sr[c] += wv * gr[c];
                         }
-                        gxs[r * W + c] += s;
                     }
+                    for (int64_t c = 0; c < W; c++) gxs[r * W + c] += sr[c];
+                }
+                free(sr);
             }
         }
         int gw_on = w->requires_grad, gb_on = b && b->requires_grad;
@@ -2950,11 +3131,13 @@ static void backward_conv2d(mm_tensor *t)
                             for (int64_t r = 0; r < H; r++) {
                                 int64_t rr = r + u - P;
                                 if (rr < 0 || rr >= H) continue;
-                                for (int64_t q = 0; q < W; q++) {
-                                    int64_t cc = q + v - P;
-                                    if (cc >= 0 && cc < W)
-                                        s += gs[r * W + q] * xs[rr * W + cc];
-                                }
+                                int64_t q0 = P - v > 0 ? P - v : 0;
+                                int64_t q1 = W + P - v < W ? W + P - v : W;
+                                const real *gr = gs + r * W;
+                                const real *xr = xs + rr * W + v - P;
+                                _Pragma("omp simd reduction(+:s)")
+                                for (int64_t q = q0; q < q1; q++)
+                                    s += gr[q] * xr[q];
                             }
                         }
                         gw[(c * k + u) * k + v] += s;

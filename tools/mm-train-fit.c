@@ -276,7 +276,12 @@ static int make_input(mm_ctx *ctx, const mt_ckpt *k, const mt_cohort *c, const m
     if (k->mc.in_dim > 0) {
         in->x = mm_tensor_new2(ctx, MM_F32, p->n, c->dim);
         if (!in->x) return -1;
-        memcpy(mm_tensor_data(in->x), p->x, (size_t)p->n * (size_t)c->dim * sizeof(float));
+        float *d = mm_tensor_data(in->x);
+        memcpy(d, p->x, (size_t)p->n * (size_t)c->dim * sizeof(float));
+        if (k->x_mean)
+            for (int64_t t = 0; t < p->n; t++)
+                for (int j = 0; j < c->dim; j++)
+                    d[t * c->dim + j] = (float)((d[t * c->dim + j] - k->x_mean[j]) / k->x_sd[j]);
     }
     if (k->mc.omic_dim > 0) {
         in->omic = mm_tensor_new2(ctx, MM_F32, 1, c->omic_dim);
@@ -464,6 +469,11 @@ static void ckpt_save(const char *path, mt_ckpt *k, mm_lookahead *la, const runs
         mm_st_add(w, "mmtrain.omic_mean", MM_F64, 1, &g, k->omic_mean);
         mm_st_add(w, "mmtrain.omic_sd", MM_F64, 1, &g, k->omic_sd);
     }
+    if (k->x_mean) {
+        int64_t D = k->mc.in_dim;
+        mm_st_add(w, "mmtrain.x_mean", MM_F64, 1, &D, k->x_mean);
+        mm_st_add(w, "mmtrain.x_sd", MM_F64, 1, &D, k->x_sd);
+    }
     if (k->edges) mm_st_add(w, "mmtrain.bin_edges", MM_F64, 1, &nb, k->edges);
     char buf[4096];
     mm_st_set_metadata(w, "format", "pt");
@@ -558,6 +568,14 @@ static mm_st *ckpt_open(const char *path, mt_ckpt *k, int all)
             mm_st_read(st, "mmtrain.omic_sd", MM_F64, 1, &g, k->omic_sd) != 0)
             mm_die("%s", mm_st_error(st));
     }
+    if (mm_st_find(st, "mmtrain.x_mean") >= 0) {
+        int64_t D = k->mc.in_dim;
+        k->x_mean = mm_malloc((size_t)D * sizeof(double));
+        k->x_sd = mm_malloc((size_t)D * sizeof(double));
+        if (mm_st_read(st, "mmtrain.x_mean", MM_F64, 1, &D, k->x_mean) != 0 ||
+            mm_st_read(st, "mmtrain.x_sd", MM_F64, 1, &D, k->x_sd) != 0)
+            mm_die("%s", mm_st_error(st));
+    }
     if (mm_st_find(st, "mmtrain.bin_edges") >= 0) {
         int64_t nb = k->o.bins + 1;
         k->edges = mm_malloc((size_t)nb * sizeof(double));
@@ -596,6 +614,8 @@ void mt_ckpt_free(mt_ckpt *k)
     for (int i = 0; i < k->nclass; i++) free(k->classes[i]);
     free(k->classes);
     free(k->omic_mean);
+    free(k->x_mean);
+    free(k->x_sd);
     free(k->omic_sd);
     free(k->edges);
     free(k->config);
@@ -770,6 +790,34 @@ void mt_fit(const mt_cohort *c, const mt_opts *o_in, const mm_model_cfg *mc_in,
                 double sd = sqrt(ss / ntr);
                 k.omic_mean[j] = mu;
                 k.omic_sd[j] = sd > 0 ? sd : 1;
+            }
+        }
+        /* patch features: per dimension over every tile of the training
+         * patients (random-weight or unnormalised extractors give features
+         * in the thousands, which the MIL models do not train on) */
+        if (!strcmp(o->standardize, "train") && k.mc.in_dim > 0) {
+            int D = c->dim;
+            k.x_mean = mm_calloc((size_t)D, sizeof(double));
+            k.x_sd = mm_calloc((size_t)D, sizeof(double));
+            int64_t nt = 0;
+            for (int i = 0; i < ntr; i++) {
+                const mt_patient *p = &c->p[tr[i]];
+                for (int64_t t = 0; t < p->n; t++)
+                    for (int j = 0; j < D; j++) k.x_mean[j] += p->x[t * D + j];
+                nt += p->n;
+            }
+            for (int j = 0; j < D; j++) k.x_mean[j] = nt ? k.x_mean[j] / nt : 0;
+            for (int i = 0; i < ntr; i++) {
+                const mt_patient *p = &c->p[tr[i]];
+                for (int64_t t = 0; t < p->n; t++)
+                    for (int j = 0; j < D; j++) {
+                        double v = p->x[t * D + j] - k.x_mean[j];
+                        k.x_sd[j] += v * v;
+                    }
+            }
+            for (int j = 0; j < D; j++) {
+                double sd = nt ? sqrt(k.x_sd[j] / nt) : 0;
+                k.x_sd[j] = sd > 0 ? sd : 1;
             }
         }
     }

@@ -392,6 +392,7 @@ static void mean_sd(const double *x, int n, double *mean, double *sd)
 int main(int argc, char **argv)
 {
     mm_tool_init("mm-train");
+    mm_blas_tune(argv);
     if (argc < 2) {
         usage(stderr, NULL);
         return MM_EXIT_USAGE;

@@ -91,7 +91,7 @@ typedef struct {
     char monitor[24];            /* loss accuracy balanced_accuracy f1 auroc cindex auto */
     int patience;
     char select[8];              /* last | best */
-    char standardize[8];         /* none | train: z-score omics on the training patients */
+    char standardize[8];         /* none | train: z-score omics and patch features on the training patients */
     long long seed;
 } mt_opts;
 
@@ -132,6 +132,7 @@ typedef struct {
     int nclass;
     char **classes;
     double *omic_mean, *omic_sd;   /* standardisation, or NULL */
+    double *x_mean, *x_sd;         /* the same for patch features (per dimension) */
     double *edges;                 /* survival bin edges (bins + 1), or NULL */
     char digest[32];
     char *config;                  /* the recorded hyper-parameters */

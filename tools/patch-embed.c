@@ -458,24 +458,6 @@ static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
 
 // ---------------------------------------------------------------- main
 
-/* Debian's OpenBLAS 0.3.21 does not know recent Xeons and runs its SSE3
- * kernels, several times slower (INSTALL). */
-extern char *openblas_get_corename(void) __attribute__((weak));
-
-static void check_blas(void)
-{
-    if (!openblas_get_corename || getenv("OPENBLAS_CORETYPE")) return;
-    const char *core = openblas_get_corename();
-    if (!core || strcmp(core, "Prescott")) return;
-    __builtin_cpu_init();
-    const char *fix = __builtin_cpu_supports("avx512f") ? "SkylakeX"
-                      : __builtin_cpu_supports("avx2") ? "Haswell"
-                                                        : NULL;
-    if (fix)
-        mm_warn("OpenBLAS runs its generic Prescott kernels on this CPU; "
-                "OPENBLAS_CORETYPE=%s makes this several times faster", fix);
-}
-
 int main(int argc, char **argv)
 {
     enum { O_HALF = 256, O_PRECISION };
@@ -497,6 +479,7 @@ int main(int argc, char **argv)
     cfg c = {.layer = 3, .batch = 16};
     int ch;
     mm_tool_init("patch-embed");
+    mm_blas_tune(argv);
     while ((ch = getopt_long(argc, argv, optstring, lopts, NULL)) != -1) {
         switch (ch) {
         case 'w': c.weights = optarg; break;
@@ -552,7 +535,6 @@ int main(int argc, char **argv)
         if (!c.gpu) mm_note(3, "CPU: %s", why);
         if (c.gpu && !batch_set) c.batch = 128;
     }
-    if (!c.gpu) check_blas();
 
     mm_resnet *net = mm_resnet_load(c.weights, c.layer);
     if (!net) mm_die("%s", mm_strerror());

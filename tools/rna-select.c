@@ -222,6 +222,7 @@ int main(int argc, char **argv)
     step steps[64];
     int nsteps = 0, c;
     mm_tool_init("rna-select");
+    mm_blas_tune(argv);
 #define ADD(K, X, N) do { if (nsteps == 64) mm_die_usage("too many steps"); \
         steps[nsteps++] = (step){(K), (X), (N)}; } while (0)
     while ((c = getopt_long(argc, argv, optstring, lopts, NULL)) != -1) {

@@ -21,6 +21,30 @@ int mm_threads = 1;
 
 void mm_tool_init(const char *prog) { mm_prog = prog; }
 
+extern char *openblas_get_corename(void) __attribute__((weak));
+
+void mm_blas_tune(char **argv)
+{
+    if (!openblas_get_corename || getenv("OPENBLAS_CORETYPE")) return;
+    const char *core = openblas_get_corename();
+    if (!core || strcmp(core, "Prescott")) return;
+    __builtin_cpu_init();
+    const char *fix =
+        __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")
+            ? "SkylakeX"
+        : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "Haswell"
+                                                                         : NULL;
+    if (!fix) return;
+    setenv("OPENBLAS_CORETYPE", fix, 1);
+    execv("/proc/self/exe", argv);
+    /* no /proc: go on with the slow kernels, and say so */
+    unsetenv("OPENBLAS_CORETYPE");
+    fprintf(stderr, "%s: warning: OpenBLAS runs its generic Prescott kernels on "
+            "this CPU; OPENBLAS_CORETYPE=%s makes it several times faster\n",
+            mm_prog ? mm_prog : argv[0], fix);
+}
+
 static void vmsg(const char *what, const char *fmt, va_list ap)
 {
     fflush(stdout);

@@ -27,6 +27,14 @@ extern const char *mm_prog;   /* "mpk", or "mpk pack" inside a subcommand */
 extern int mm_verbosity;      /* 0 quiet ... 2 default ... 4 debug */
 extern int mm_threads;        /* -@ */
 
+/* Run with OpenBLAS's kernels for this CPU. Debian 12's OpenBLAS 0.3.21
+ * does not know recent Xeons (Sapphire and Emerald Rapids) and falls back to
+ * its SSE3 "Prescott" kernels, 3-5x slower for sgemm. When it reports
+ * Prescott on a CPU with AVX-512 (or AVX2 + FMA) and OPENBLAS_CORETYPE is
+ * not set, set it to SkylakeX (or Haswell) and re-execute the program with
+ * ARGV: OpenBLAS reads the variable once, when it is loaded. A user's
+ * OPENBLAS_CORETYPE is always kept. Call first thing in main. */
+void mm_blas_tune(char **argv);
 void mm_tool_init(const char *prog);
 
 /* "PROG: message" on stderr, then exit 1 (mm_die), 2 (mm_die_usage). */

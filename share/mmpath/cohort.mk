@@ -27,6 +27,12 @@
 # ---- inputs and tools (set any of these before the include, or on the
 # command line: make WEIGHTS=random:7)
 MMPATH_BIN ?=
+# where mm-train finds its per-model configs (MODEL.conf) when the tools
+# are not installed (a build tree): the share/mmpath of the sources
+MMPATH_DATADIR ?=
+ifneq ($(MMPATH_DATADIR),)
+export MMPATH_DATADIR
+endif
 OUT ?= out
 SLIDES_DIR ?= slides
 SLIDE_EXTS ?= svs tif tiff ndpi mrxs scn vms vmu bif svslide
@@ -113,8 +119,9 @@ $(OUT)/rna.mpk: $(RNA)
 	@$(RNA_SELECT) $(RNA_SELECT_OPTS) -o $@ $<
 
 # ---- cross-validation: one run per task and model. mm-train cv writes
-# $(OUT)/cv/TASK/MODEL/{predictions.mpk,splits_K.csv,fold_K/} and one
-# summary line, kept in $(OUT)/cv/TASK/MODEL.txt.
+# $(OUT)/cv/TASK/DIR/{predictions.mpk,splits_K.csv,fold_K/} (DIR: the model
+# name with + as _) and one summary line, kept in $(OUT)/cv/TASK/MODEL.txt.
+mm_dir = $(subst +,_,$(1))
 CV_SUMMARIES := $(foreach t,$(TASKS),$(foreach m,$(MODELS),$(OUT)/cv/$(t)/$(m).txt))
 cv: $(CV_SUMMARIES)
 
@@ -136,7 +143,7 @@ plots: $(PLOTS)
 $(OUT)/km-%.svg: $(OUT)/cv/survival/%.txt
 	@echo "km-plot $*"
 	@$(KM_PLOT) $(KM_OPTS) --title "$* (out-of-fold risk, median split)" \
-	    --png $(OUT)/km-$*.png -o $@ $(OUT)/cv/survival/$*/predictions.mpk \
+	    --png $(OUT)/km-$*.png -o $@ $(OUT)/cv/survival/$(call mm_dir,$*)/predictions.mpk \
 	    >$(OUT)/km-$*.txt
 
 # ---- one line per model: subtype accuracy, survival C-index, log-rank p
