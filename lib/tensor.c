@@ -2,7 +2,8 @@
  * every op with their backward, parameter blocks and Adam/AdamW.
  * Tensors on MM_CUDA (f32) run the kernels of lib/cuda/ops.cu at the same
  * switches (#ifdef MM_HAVE_CUDA blocks): device memory comes from a second
- * arena per context, and ops without a CUDA kernel refuse CUDA inputs.
+ * arena per context. Every op has a CUDA form (the Cox loss computes on
+ * the host from a copy of its B risks; bn_fold is host only).
  * Not here: file I/O.
  * Kernels are written once over `real` and instantiated for f32 and f64
  * by FOR_REAL; <tgmath.h> picks expf/exp to match.
@@ -582,20 +583,14 @@ void mm_tensor_fill(mm_tensor *t, double v)
 
 static int is_real(mm_dtype dt) { return dt == MM_F32 || dt == MM_F64; }
 
-/* Inputs of a real op: on one backend, real, one dtype. CUDA: whether
- * the op has CUDA kernels (forward and backward); one without refuses, so
- * no CPU loop ever reads a device pointer. CUDA tensors are all f32
- * (mm_tensor_to_device). */
-static int check_inputs_on(mm_ctx *ctx, const char *op, mm_tensor *a,
-                           mm_tensor *b, int cuda)
+/* Inputs of a real op: on one backend, real, one dtype. Every op has
+ * CUDA kernels (lib/cuda/ops.cu), so a CUDA input is fine anywhere; CUDA
+ * tensors are all f32 (mm_tensor_to_device). */
+static int check_inputs(mm_ctx *ctx, const char *op, mm_tensor *a,
+                        mm_tensor *b)
 {
     if (b && b->device != a->device) {
         fail(ctx, "%s: inputs on the CPU and on CUDA (move one with "
-                  "mm_tensor_to_device)", op);
-        return -1;
-    }
-    if (a->device == MM_CUDA && !cuda) {
-        fail(ctx, "%s: not on CUDA yet (move the input to the CPU with "
                   "mm_tensor_to_device)", op);
         return -1;
     }
@@ -606,13 +601,6 @@ static int check_inputs_on(mm_ctx *ctx, const char *op, mm_tensor *a,
         return -1;
     }
     return 0;
-}
-
-/* ... of an op with CPU kernels only. */
-static int check_inputs(mm_ctx *ctx, const char *op, mm_tensor *a,
-                        mm_tensor *b)
-{
-    return check_inputs_on(ctx, op, a, b, 0);
 }
 
 #ifdef MM_HAVE_CUDA
@@ -710,7 +698,7 @@ mm_tensor *mm_tensor_contiguous(mm_ctx *ctx, mm_tensor *a)
 {
     if (!a) return NULL;
     if (mm_tensor_is_contiguous(a)) return a;
-    if (check_inputs_on(ctx, "contiguous", a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, "contiguous", a, NULL)) return NULL;
     mm_tensor *out = tnew_like_raw(ctx, a, a->ndim, a->ne);
 #ifdef MM_HAVE_CUDA
     if (a->device == MM_CUDA) {
@@ -813,9 +801,21 @@ mm_tensor *mm_tensor_cast(mm_ctx *ctx, mm_tensor *a, mm_dtype dt)
     if (!a) return NULL;
     if ((int)dt < 0 || dt >= MM_DTYPE_COUNT)
         return fail(ctx, "cast: unknown dtype %d", (int)dt);
-    if (a->device != MM_CPU)
-        return fail(ctx, "cast: not on CUDA yet (move the input to the CPU "
-                         "with mm_tensor_to_device)");
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) { /* CUDA tensors are f32: a copy */
+        if (dt != MM_F32)
+            return fail(ctx, "cast: CUDA tensors are f32, not %s (move the "
+                             "input to the CPU with mm_tensor_to_device)",
+                        mm_dtype_name(dt));
+        int64_t ne[4], nb[4];
+        pad4(a, ne, nb);
+        mm_tensor *o = tnew_on(ctx, MM_F32, a->ndim, a->ne, MM_CUDA);
+        if (cu_check(ctx, "cast",
+                     mm__cu_copy_strided(o->data, a->data, i4(ne), i4(nb))))
+            return NULL;
+        return o;
+    }
+#endif
     mm_tensor *out = tnew(ctx, dt, a->ndim, a->ne);
     int64_t n = mm_tensor_numel(a);
     for (int64_t i = 0; i < n; i++)
@@ -1085,7 +1085,7 @@ mm_tensor *mm_tensor_matmul(mm_ctx *ctx, mm_tensor *a, mm_tensor *b, int ta,
                             int tb)
 {
     if (!a || !b) return NULL;
-    if (check_inputs_on(ctx, "matmul", a, b, 1)) return NULL;
+    if (check_inputs(ctx, "matmul", a, b)) return NULL;
     if (a->ndim < 2 || b->ndim < 2)
         return fail(ctx, "matmul: operands must have >= 2 dimensions, got "
                          "%d and %d", a->ndim, b->ndim);
@@ -1230,7 +1230,7 @@ static mm_tensor *binary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
                          mm_tensor *b)
 {
     if (!a || !b) return NULL;
-    if (check_inputs_on(ctx, name, a, b, 1)) return NULL;
+    if (check_inputs(ctx, name, a, b)) return NULL;
     int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
     int64_t ne[MM_MAX_DIMS];
     for (int i = 0; i < nd; i++) {
@@ -1388,7 +1388,7 @@ static mm_tensor *unary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
                         double s, double s2)
 {
     if (!a) return NULL;
-    if (check_inputs_on(ctx, name, a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, name, a, NULL)) return NULL;
     a = mm_tensor_contiguous(ctx, a);
     if (!a) return NULL;
     mm_tensor *out = tnew_like_raw(ctx, a, a->ndim, a->ne);
@@ -1628,7 +1628,7 @@ static mm_tensor *reduce(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
                          int axis, int keepdim)
 {
     if (!a) return NULL;
-    if (check_inputs_on(ctx, name, a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, name, a, NULL)) return NULL;
     int ax = norm_axis(axis, a->ndim);
     if (ax < 0)
         return fail(ctx, "%s: axis %d of a %d-D tensor", name, axis,
@@ -1790,7 +1790,7 @@ static mm_tensor *softmax_op(mm_ctx *ctx, int op, const char *name,
                              mm_tensor *a, int axis)
 {
     if (!a) return NULL;
-    if (check_inputs_on(ctx, name, a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, name, a, NULL)) return NULL;
     if (a->ndim < 1) return fail(ctx, "%s: a scalar has no axis", name);
     int ax = norm_axis(axis, a->ndim);
     if (ax < 0)
@@ -1907,8 +1907,8 @@ mm_tensor *mm_tensor_layernorm(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
                                mm_tensor *b, double eps)
 {
     if (!x) return NULL;
-    if (check_inputs_on(ctx, "layernorm", x, w, 1) ||
-        check_inputs_on(ctx, "layernorm", x, b, 1))
+    if (check_inputs(ctx, "layernorm", x, w) ||
+        check_inputs(ctx, "layernorm", x, b))
         return NULL;
     if (x->ndim < 1) return fail(ctx, "layernorm: a scalar has no last axis");
     int64_t n = x->ne[x->ndim - 1], rows = mm_tensor_numel(x) / n;
@@ -2036,7 +2036,7 @@ mm_tensor *mm_tensor_cross_entropy(mm_ctx *ctx, mm_tensor *logits,
                                    mm_tensor *labels, double smoothing)
 {
     if (!logits || !labels) return NULL;
-    if (check_inputs_on(ctx, "cross_entropy", logits, NULL, 1)) return NULL;
+    if (check_inputs(ctx, "cross_entropy", logits, NULL)) return NULL;
     if (logits->ndim != 2)
         return fail(ctx, "cross_entropy: logits must be (B, C), got %d-D",
                     logits->ndim);
@@ -2150,7 +2150,7 @@ static void around(const mm_tensor *a, int ax, int64_t *outer, int64_t *len,
 mm_tensor *mm_tensor_max(mm_ctx *ctx, mm_tensor *a, int axis, int keepdim)
 {
     if (!a) return NULL;
-    if (check_inputs_on(ctx, "max", a, NULL, 1)) return NULL;
+    if (check_inputs(ctx, "max", a, NULL)) return NULL;
     int ax = norm_axis(axis, a->ndim);
     if (ax < 0)
         return fail(ctx, "max: axis %d of a %d-D tensor", axis, a->ndim);
@@ -2205,8 +2205,17 @@ static mm_tensor *scan(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
     if (!a) return NULL;
     int64_t outer, len, inner;
     around(a, ax, &outer, &len, &inner);
-    mm_tensor *out = tnew(ctx, a->dtype, a->ndim, a->ne);
+    mm_tensor *out = tnew_like(ctx, a, a->ndim, a->ne);
     int prod = op == OP_CUMPROD;
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) {
+        out->ip[0] = ax;
+        if (cu_check(ctx, name, mm__cu_scan(out->data, a->data, outer, len,
+                                            inner, prod)))
+            return NULL;
+        return record(ctx, out, op, a, NULL, NULL);
+    }
+#endif
     FOR_REAL(a->dtype, {
         const real *x = a->data;
         real *y = out->data;
@@ -2246,10 +2255,20 @@ static void backward_scan(mm_tensor *t)
     around(a, (int)t->ip[0], &outer, &len, &inner);
     int op = t->op;
 #ifdef MM_HAVE_CUDA
-    if (t->device == MM_CUDA) { /* only max runs on CUDA */
+    if (t->device == MM_CUDA) {
+        float *gx = grad_of(t->ctx, a)->data, *rs = NULL;
+        if (op == OP_MAX) {
+            cu_check(t->ctx, "backward",
+                     mm__cu_max_back(gx, t->grad->data, t->aux, outer, len,
+                                     inner));
+            return;
+        }
+        if (op == OP_CUMPROD)
+            rs = dev_alloc(t->ctx,
+                           (size_t)mm_tensor_numel(t) * sizeof(float));
         cu_check(t->ctx, "backward",
-                 mm__cu_max_back(grad_of(t->ctx, a)->data, t->grad->data,
-                                 t->aux, outer, len, inner));
+                 mm__cu_scan_back(gx, rs, a->data, t->grad->data, outer, len,
+                                  inner, op == OP_CUMPROD));
         return;
     }
 #endif
@@ -2291,6 +2310,51 @@ static void backward_scan(mm_tensor *t)
 
 // ---- concat, index_select, gather, repeat, pad ------------------------------
 
+#ifdef MM_HAVE_CUDA
+/* The CUDA forms of concat, index_select, gather, repeat, pad and dropout:
+ * the CPU's checks ran first; outputs on the device, indices copied there
+ * (one small copy), the same tape records as the CPU paths. */
+static mm_tensor *cu_concat(mm_ctx *ctx, mm_tensor **src, int n, int d,
+                            int64_t total, int need)
+{
+    mm_tensor *a = src[0];
+    int64_t ne[MM_MAX_DIMS];
+    memcpy(ne, a->ne, sizeof ne);
+    ne[d] = total;
+    mm_tensor *out = tnew_like(ctx, a, a->ndim, ne);
+    int64_t outer = numel_of(d, ne), off = 0;
+    int64_t inner = numel_of(a->ndim - d - 1, ne + d + 1);
+    for (int k = 0; k < n; k++) {
+        int64_t blk = src[k]->ne[d] * inner;
+        if (cu_check(ctx, "concat",
+                     mm__cu_blocks((float *)out->data + off, total * inner,
+                                   src[k]->data, blk, outer, blk, 0)))
+            return NULL;
+        off += blk;
+    }
+    out->aux = src;
+    out->ip[0] = d;
+    out->ip[1] = n;
+    record(ctx, out, OP_CONCAT, NULL, NULL, NULL);
+    if (need && !ctx->no_grad) {
+        out->requires_grad = 1;
+        out->tape_prev = ctx->tape;
+        ctx->tape = out;
+    }
+    return out;
+}
+
+/* IX (N values, host) copied to the device (arena). */
+static int64_t *cu_index(mm_ctx *ctx, const char *op, const int64_t *ix,
+                         int64_t n)
+{
+    int64_t *d = dev_alloc(ctx, (size_t)n * sizeof *d);
+    if (cu_check(ctx, op, mm__cu_h2d(d, ix, (size_t)n * sizeof *d)))
+        return NULL;
+    return d;
+}
+#endif
+
 mm_tensor *mm_tensor_concat(mm_ctx *ctx, int n, mm_tensor *const *ts, int dim)
 {
     if (n < 1) return fail(ctx, "concat: no inputs");
@@ -2321,6 +2385,9 @@ mm_tensor *mm_tensor_concat(mm_ctx *ctx, int n, mm_tensor *const *ts, int dim)
         src[k] = mm_tensor_contiguous(ctx, ts[k]);
         need |= src[k]->requires_grad;
     }
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) return cu_concat(ctx, src, n, d, total, need);
+#endif
     memcpy(ne, a->ne, sizeof ne);
     ne[d] = total;
     mm_tensor *out = tnew_raw(ctx, a->dtype, a->ndim, ne);
@@ -2356,6 +2423,18 @@ static void backward_concat(mm_tensor *t)
     int64_t inner = numel_of(t->ndim - d - 1, t->ne + d + 1), off = 0;
     for (int k = 0; k < n; k++) {
         int64_t blk = src[k]->ne[d] * inner;
+#ifdef MM_HAVE_CUDA
+        if (t->device == MM_CUDA) {
+            if (src[k]->requires_grad &&
+                cu_check(t->ctx, "backward",
+                         mm__cu_blocks(grad_of(t->ctx, src[k])->data, blk,
+                                       (const float *)t->grad->data + off,
+                                       total * inner, outer, blk, 1)))
+                return;
+            off += blk;
+            continue;
+        }
+#endif
         if (src[k]->requires_grad)
             FOR_REAL(t->dtype, {
                 const real *g = t->grad->data;
@@ -2412,6 +2491,30 @@ mm_tensor *mm_tensor_index_select(mm_ctx *ctx, mm_tensor *a, int dim,
     memcpy(ne, a->ne, sizeof ne);
     ne[d] = m;
     around(a, d, &outer, &len, &inner);
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) {
+        /* IX, then for the backward the rows that picked each source row
+         * (a counting sort: START (LEN + 1), PERM (M), j ascending) */
+        int64_t *h = arena_alloc(ctx, (size_t)(2 * m + len + 1) * sizeof *h);
+        int64_t *start = h + m, *perm = start + len + 1;
+        memcpy(h, ix, (size_t)m * sizeof *h);
+        memset(start, 0, (size_t)(len + 1) * sizeof *start);
+        for (int64_t j = 0; j < m; j++) start[ix[j] + 1]++;
+        for (int64_t l = 0; l < len; l++) start[l + 1] += start[l];
+        int64_t *next = arena_alloc(ctx, (size_t)len * sizeof *next);
+        memcpy(next, start, (size_t)len * sizeof *next);
+        for (int64_t j = 0; j < m; j++) perm[next[ix[j]]++] = j;
+        mm_tensor *o = tnew_like(ctx, a, a->ndim, ne);
+        int64_t *dix = cu_index(ctx, "index_select", h, 2 * m + len + 1);
+        if (!dix || cu_check(ctx, "index_select",
+                             mm__cu_index_select(o->data, a->data, dix,
+                                                 outer, len, m, inner)))
+            return NULL;
+        o->aux = dix;
+        o->ip[0] = d;
+        return record(ctx, o, OP_INDEX_SELECT, a, NULL, NULL);
+    }
+#endif
     mm_tensor *out = tnew(ctx, a->dtype, a->ndim, ne);
     size_t es = mm_dtype_size(a->dtype), row = (size_t)inner * es;
     OMP_FOR
@@ -2445,6 +2548,22 @@ mm_tensor *mm_tensor_gather(mm_ctx *ctx, mm_tensor *a, int dim,
     if (!ix) return NULL;
     a = mm_tensor_contiguous(ctx, a);
     if (!a) return NULL;
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) {
+        mm_tensor *o = tnew_like(ctx, a, index->ndim, index->ne);
+        int64_t one[4], ob[4], an[4], ab[4];
+        pad4(o, one, ob);
+        pad4(a, an, ab);
+        int64_t *dix = cu_index(ctx, "gather", ix, mm_tensor_numel(o));
+        if (!dix || cu_check(ctx, "gather",
+                             mm__cu_gather(o->data, a->data, dix, i4(one),
+                                           i4(ab), d + 4 - a->ndim)))
+            return NULL;
+        o->aux = dix;
+        o->ip[0] = d;
+        return record(ctx, o, OP_GATHER, a, NULL, NULL);
+    }
+#endif
     mm_tensor *out = tnew(ctx, a->dtype, index->ndim, index->ne);
     int64_t n = mm_tensor_numel(out);
     FOR_REAL(a->dtype, {
@@ -2486,6 +2605,18 @@ mm_tensor *mm_tensor_repeat(mm_ctx *ctx, mm_tensor *a, int nrep,
     }
     a = mm_tensor_contiguous(ctx, a);
     if (!a) return NULL;
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) {
+        mm_tensor *o = tnew_like(ctx, a, nrep, ne);
+        int64_t an[4], ab[4], on[4], ob[4];
+        pad4(a, an, ab);
+        pad4(o, on, ob);
+        if (cu_check(ctx, "repeat", mm__cu_repeat(o->data, a->data, i4(on),
+                                                  i4(an), i4(ab))))
+            return NULL;
+        return record(ctx, o, OP_REPEAT, a, NULL, NULL);
+    }
+#endif
     mm_tensor *out = tnew(ctx, a->dtype, nrep, ne);
     int64_t an[4], ab[4], on[4], ob[4];
     pad4(a, an, ab);
@@ -2524,6 +2655,19 @@ mm_tensor *mm_tensor_pad(mm_ctx *ctx, mm_tensor *a, int dim, int64_t front,
     memcpy(ne, a->ne, sizeof ne);
     ne[d] += front + back;
     around(a, d, &outer, &len, &inner);
+#ifdef MM_HAVE_CUDA
+    if (a->device == MM_CUDA) { /* the output is zeroed: copy the middle */
+        mm_tensor *o = tnew_like(ctx, a, a->ndim, ne);
+        if (cu_check(ctx, "pad",
+                     mm__cu_blocks((float *)o->data + front * inner,
+                                   ne[d] * inner, a->data, len * inner,
+                                   outer, len * inner, 0)))
+            return NULL;
+        o->ip[0] = d;
+        o->ip[1] = front;
+        return record(ctx, o, OP_PAD, a, NULL, NULL);
+    }
+#endif
     mm_tensor *out = tnew(ctx, a->dtype, a->ndim, ne);
     size_t es = mm_dtype_size(a->dtype), blk = (size_t)(len * inner) * es;
     OMP_FOR
@@ -2545,6 +2689,34 @@ double mm_rand_u01(uint64_t seed, uint64_t i)
     return (double)(mm_splitmix64(&x) >> 11) * 0x1p-53;
 }
 
+#ifdef MM_HAVE_CUDA
+/* The kernel draws the keep mask; the two (m, b) pairs, for a kept and a
+ * dropped element, are the CPU loop's expressions evaluated here. */
+static mm_tensor *cu_dropout(mm_ctx *ctx, const char *name, mm_tensor *x,
+                             double p, uint64_t seed, int alpha)
+{
+    x = mm_tensor_contiguous(ctx, x);
+    if (!x) return NULL;
+    mm_tensor *out = tnew_like(ctx, x, x->ndim, x->ne);
+    int64_t n = mm_tensor_numel(x);
+    out->aux = dev_alloc(ctx, (size_t)n * sizeof(float));
+    const double A = 1.7580993408473766;
+    double a = alpha ? 1 / sqrt((A * A * p + 1) * (1 - p)) : 1 / (1 - p);
+    float mb[2][2];
+    for (int keep = 0; keep < 2; keep++) {
+        double mi = p < 1 && keep ? a : 0, bi = 0;
+        if (alpha && p < 1) bi = (keep - 1) * A * a + A * a * p;
+        mb[keep][0] = (float)mi;
+        mb[keep][1] = (float)bi;
+    }
+    if (cu_check(ctx, name, mm__cu_dropout(out->data, out->aux, x->data, n, p,
+                                           seed, mb[1][0], mb[1][1],
+                                           mb[0][0], mb[0][1])))
+        return NULL;
+    return record(ctx, out, OP_DROPOUT, x, NULL, NULL);
+}
+#endif
+
 /* y = x m + b per element, m and b from the keep mask (torch's formulas):
  * dropout m = keep / (1 - p), b = 0; alpha dropout with A = 1.7580993408473766
  * (SELU's scale times alpha), a = 1 / sqrt((A^2 p + 1)(1 - p)):
@@ -2557,6 +2729,9 @@ static mm_tensor *dropout(mm_ctx *ctx, const char *name, mm_tensor *x,
     if (!(p >= 0 && p <= 1))
         return fail(ctx, "%s: p %g outside [0, 1]", name, p);
     if (p == 0 || !train) return x;
+#ifdef MM_HAVE_CUDA
+    if (x->device == MM_CUDA) return cu_dropout(ctx, name, x, p, seed, alpha);
+#endif
     x = mm_tensor_contiguous(ctx, x);
     if (!x) return NULL;
     mm_tensor *out = tnew_raw(ctx, x->dtype, x->ndim, x->ne);
@@ -2591,6 +2766,46 @@ mm_tensor *mm_tensor_alpha_dropout(mm_ctx *ctx, mm_tensor *x, double p,
     return dropout(ctx, "alpha_dropout", x, p, seed, train, 1);
 }
 
+#ifdef MM_HAVE_CUDA
+/* The CUDA kernels sum in the CPU loops' order (cuda/ops.cu). */
+static void cu_backward_index(mm_tensor *t)
+{
+    mm_tensor *a = t->src[0];
+    int d = (int)t->ip[0], rc;
+    float *gx = grad_of(t->ctx, a)->data;
+    const float *g = t->grad->data;
+    int64_t outer, len, inner, an[4], ab[4], on[4], ob[4];
+    pad4(a, an, ab);
+    pad4(t, on, ob);
+    switch (t->op) {
+    case OP_INDEX_SELECT: { /* t->aux: IX (M), START (LEN + 1), PERM (M) */
+        int64_t m = t->ne[d];
+        const int64_t *start = (const int64_t *)t->aux + m;
+        around(a, d, &outer, &len, &inner);
+        rc = mm__cu_index_select_back(gx, g, start, start + len + 1, outer,
+                                      len, m, inner);
+        break;
+    }
+    case OP_PAD:
+        around(a, d, &outer, &len, &inner);
+        rc = mm__cu_blocks(gx, len * inner, g + t->ip[1] * inner,
+                           t->ne[d] * inner, outer, len * inner, 1);
+        break;
+    case OP_GATHER:
+        rc = mm__cu_gather_back(gx, g, t->aux, i4(on), i4(ab),
+                                d + 4 - a->ndim);
+        break;
+    case OP_REPEAT:
+        rc = mm__cu_repeat_back(gx, g, i4(on), i4(ob), i4(an));
+        break;
+    default: /* dropout */
+        rc = mm__cu_mul_acc(gx, g, t->aux, mm_tensor_numel(t));
+        break;
+    }
+    cu_check(t->ctx, "backward", rc);
+}
+#endif
+
 /* index_select, gather, repeat, pad, dropout: each gradient element sums
  * its sources in a fixed order in one thread (scatter-adds run over the
  * independent outer blocks or fibers). */
@@ -2600,6 +2815,12 @@ static void backward_index(mm_tensor *t)
     int d = (int)t->ip[0];
     const int64_t *ix = t->aux;
     int op = t->op;
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) {
+        cu_backward_index(t);
+        return;
+    }
+#endif
     FOR_REAL(t->dtype, {
         const real *g = t->grad->data;
         real *gx = grad_of(t->ctx, a)->data;
@@ -2683,6 +2904,18 @@ mm_tensor *mm_tensor_conv1d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w)
     x = mm_tensor_contiguous(ctx, x);
     w = mm_tensor_contiguous(ctx, w);
     if (!x || !w) return NULL;
+#ifdef MM_HAVE_CUDA
+    if (x->device == MM_CUDA) {
+        mm_tensor *o = tnew_like(ctx, x, x->ndim, x->ne);
+        if (cu_check(ctx, "conv1d_dw",
+                     mm__cu_conv1d_dw(o->data, x->data, w->data,
+                                      x->ne[0] * x->ne[1], x->ne[1],
+                                      x->ne[2], x->ndim == 4 ? x->ne[3] : 1,
+                                      w->ne[1])))
+            return NULL;
+        return record(ctx, o, OP_CONV1D_DW, x, w, NULL);
+    }
+#endif
     mm_tensor *out = tnew(ctx, x->dtype, x->ndim, x->ne);
     int64_t BC = x->ne[0] * x->ne[1], C = x->ne[1], L = x->ne[2];
     int64_t D = x->ndim == 4 ? x->ne[3] : 1, K = w->ne[1], P = K / 2;
@@ -2712,6 +2945,16 @@ static void backward_conv1d(mm_tensor *t)
     mm_tensor *x = t->src[0], *w = t->src[1];
     int64_t B = x->ne[0], C = x->ne[1], L = x->ne[2];
     int64_t D = x->ndim == 4 ? x->ne[3] : 1, K = w->ne[1], P = K / 2;
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) {
+        cu_check(t->ctx, "backward",
+                 mm__cu_conv1d_dw_back(
+                     x->requires_grad ? grad_of(t->ctx, x)->data : NULL,
+                     w->requires_grad ? grad_of(t->ctx, w)->data : NULL,
+                     x->data, w->data, t->grad->data, B, C, L, D, K));
+        return;
+    }
+#endif
     FOR_REAL(t->dtype, {
         const real *xp = x->data, *wp = w->data, *g = t->grad->data;
         if (x->requires_grad) {
@@ -2755,6 +2998,24 @@ static void backward_conv1d(mm_tensor *t)
     });
 }
 
+#ifdef MM_HAVE_CUDA
+static mm_tensor *cu_conv2d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
+                               mm_tensor *b)
+{
+    x = mm_tensor_contiguous(ctx, x);
+    w = mm_tensor_contiguous(ctx, w);
+    b = b ? mm_tensor_contiguous(ctx, b) : NULL;
+    if (!x || !w) return NULL;
+    mm_tensor *o = tnew_like(ctx, x, 4, x->ne);
+    if (cu_check(ctx, "conv2d_dw",
+                 mm__cu_conv2d_dw(o->data, x->data, w->data,
+                                  b ? b->data : NULL, x->ne[0] * x->ne[1],
+                                  x->ne[1], x->ne[2], x->ne[3], w->ne[1])))
+        return NULL;
+    return record(ctx, o, OP_CONV2D_DW, x, w, b);
+}
+#endif
+
 mm_tensor *mm_tensor_conv2d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
                                mm_tensor *b)
 {
@@ -2767,6 +3028,9 @@ mm_tensor *mm_tensor_conv2d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
         (b && (b->ndim != 1 || b->ne[0] != x->ne[1])))
         return fail(ctx, "conv2d_dw: expected x (B, C, H, W), w (C, k, k) "
                          "with k odd and bias (C) or none");
+#ifdef MM_HAVE_CUDA
+    if (x->device == MM_CUDA) return cu_conv2d_dw(ctx, x, w, b);
+#endif
     x = mm_tensor_contiguous(ctx, x);
     w = mm_tensor_contiguous(ctx, w);
     b = b ? mm_tensor_contiguous(ctx, b) : NULL;
@@ -2811,6 +3075,17 @@ static void backward_conv2d(mm_tensor *t)
     mm_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
     int64_t B = x->ne[0], C = x->ne[1], H = x->ne[2], W = x->ne[3];
     int64_t k = w->ne[1], P = k / 2;
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) {
+        cu_check(t->ctx, "backward",
+                 mm__cu_conv2d_dw_back(
+                     x->requires_grad ? grad_of(t->ctx, x)->data : NULL,
+                     w->requires_grad ? grad_of(t->ctx, w)->data : NULL,
+                     b && b->requires_grad ? grad_of(t->ctx, b)->data : NULL,
+                     x->data, w->data, t->grad->data, B, C, H, W, k));
+        return;
+    }
+#endif
     FOR_REAL(t->dtype, {
         const real *xp = x->data, *wp = w->data, *g = t->grad->data;
         if (x->requires_grad) {
@@ -2896,6 +3171,36 @@ static int infer_only(mm_ctx *ctx, const char *op, const mm_tensor *a,
     return 0;
 }
 
+#ifdef MM_HAVE_CUDA
+static mm_tensor *cu_conv2d(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
+                            mm_tensor *b, int64_t OH, int64_t OW, int sh,
+                            int sw, int ph, int pw)
+{
+    int64_t N = x->ne[0], C = x->ne[1], H = x->ne[2], W = x->ne[3];
+    int64_t O = w->ne[0], kh = w->ne[2], kw = w->ne[3];
+    int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 &&
+                 pw == 0;
+    int64_t K = C * kh * kw, P = OH * OW;
+    mm_tensor *out = tnew_like(ctx, x, 4, (int64_t[]){N, O, OH, OW});
+    float *col = direct ? NULL : dev_alloc(ctx, (size_t)(K * P) * sizeof *col);
+    for (int64_t n = 0; n < N; n++) {
+        const float *xs = (const float *)x->data + n * C * H * W;
+        float *ys = (float *)out->data + n * O * P;
+        if (!direct &&
+            cu_check(ctx, "conv2d", mm__cu_im2col(col, xs, C, H, W, kh, kw,
+                                                  OH, OW, sh, sw, ph, pw)))
+            return NULL;
+        if (b && cu_check(ctx, "conv2d", mm__cu_bias_rows(ys, b->data, O, P)))
+            return NULL;
+        if (cu_gemm(ctx, "conv2d", 0, 0, (int)O, (int)P, (int)K, w->data,
+                    (int)K, 0, direct ? xs : col, (int)P, 0, b ? 1.0f : 0.0f,
+                    ys, (int)P, 0, 1))
+            return NULL;
+    }
+    return out;
+}
+#endif
+
 mm_tensor *mm_tensor_conv2d(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
                             mm_tensor *b, int sh, int sw, int ph, int pw)
 {
@@ -2924,6 +3229,10 @@ mm_tensor *mm_tensor_conv2d(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
     w = mm_tensor_contiguous(ctx, w);
     b = b ? mm_tensor_contiguous(ctx, b) : NULL;
     if (!x || !w) return NULL;
+#ifdef MM_HAVE_CUDA
+    if (x->device == MM_CUDA) /* the CPU path's steps, cuBLAS for sgemm */
+        return cu_conv2d(ctx, x, w, b, OH, OW, sh, sw, ph, pw);
+#endif
     mm_tensor *out = tnew(ctx, x->dtype, 4, (int64_t[]){N, O, OH, OW});
     /* a 1x1, stride 1, unpadded conv reads the image as its own im2col */
     int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 &&
@@ -2987,7 +3296,8 @@ int mm_tensor_bn_fold(mm_tensor *w, mm_tensor *b, const mm_tensor *mean,
         return -1;
     }
     if (w->device != MM_CPU || b->device != MM_CPU) {
-        fail(NULL, "bn_fold: no CUDA kernel in this build");
+        fail(NULL, "bn_fold: host only (fold the CPU weights, then move "
+                   "them with mm_tensor_to_device)");
         return -1;
     }
     int64_t per = mm_tensor_numel(w) / O;
@@ -3030,6 +3340,17 @@ mm_tensor *mm_tensor_max_pool2d(mm_ctx *ctx, mm_tensor *x, int k, int stride,
     int64_t OW = (W + 2 * pad - k) / stride + 1, NC = x->ne[0] * x->ne[1];
     x = mm_tensor_contiguous(ctx, x);
     if (!x) return NULL;
+#ifdef MM_HAVE_CUDA
+    if (x->device == MM_CUDA) {
+        mm_tensor *o = tnew_like(ctx, x, 4,
+                                 (int64_t[]){x->ne[0], x->ne[1], OH, OW});
+        if (cu_check(ctx, "max_pool2d",
+                     mm__cu_max_pool2d(o->data, x->data, NC, H, W, OH, OW, k,
+                                       stride, pad)))
+            return NULL;
+        return o;
+    }
+#endif
     mm_tensor *out = tnew(ctx, x->dtype, 4,
                           (int64_t[]){x->ne[0], x->ne[1], OH, OW});
     FOR_REAL(x->dtype, {
@@ -3071,6 +3392,16 @@ mm_tensor *mm_tensor_global_avg_pool2d(mm_ctx *ctx, mm_tensor *x)
     x = mm_tensor_contiguous(ctx, x);
     if (!x) return NULL;
     int64_t HW = x->ne[2] * x->ne[3], NC = x->ne[0] * x->ne[1];
+#ifdef MM_HAVE_CUDA
+    if (x->device == MM_CUDA) {
+        mm_tensor *o = tnew_like(ctx, x, 4,
+                                 (int64_t[]){x->ne[0], x->ne[1], 1, 1});
+        if (cu_check(ctx, "global_avg_pool2d",
+                     mm__cu_global_avg_pool2d(o->data, x->data, NC, HW)))
+            return NULL;
+        return o;
+    }
+#endif
     mm_tensor *out = tnew(ctx, x->dtype, 4,
                           (int64_t[]){x->ne[0], x->ne[1], 1, 1});
     FOR_REAL(x->dtype, {
@@ -3111,7 +3442,8 @@ mm_tensor *mm_tensor_surv_nll(mm_ctx *ctx, mm_tensor *logits, mm_tensor *y,
         return fail(ctx, "surv_nll: labels and censorship must be (%lld)",
                     (long long)B);
     if (c->device != MM_CPU || y->device != MM_CPU)
-        return fail(ctx, "surv_nll: no CUDA kernel in this build");
+        return fail(ctx, "surv_nll: labels and censorship must be CPU "
+                         "tensors (the logits may be on CUDA)");
     int64_t *lab = read_index(ctx, "surv_nll", y, T);
     if (!lab) return NULL;
     mm_dtype dt = logits->dtype;
@@ -3127,13 +3459,16 @@ mm_tensor *mm_tensor_surv_nll(mm_ctx *ctx, mm_tensor *logits, mm_tensor *y,
         ((int64_t *)iy1->data)[i] = lab[i] + 1;
     }
     w[2 * B] = 1;
-    mm_tensor *one = const_col(ctx, dt, 0, w + 2 * B);
+    /* on CUDA logits, the constants move there (a no-op on the CPU) */
+    mm_device dev = logits->device;
+    mm_tensor *one = mm_tensor_to_device(ctx, const_col(ctx, dt, 0, w + 2 * B),
+                                         dev);
     mm_tensor *h = mm_tensor_sigmoid(ctx, logits);
     mm_tensor *s = mm_tensor_cumprod(ctx,
                                      mm_tensor_add(ctx, one,
                                                    mm_tensor_neg(ctx, h)),
                                      1);
-    mm_tensor *ones = tnew(ctx, dt, 2, (int64_t[]){B, 1});
+    mm_tensor *ones = tnew_like(ctx, logits, 2, (int64_t[]){B, 1});
     mm_tensor_fill(ones, 1);
     mm_tensor *sp = mm_tensor_concat(ctx, 2, (mm_tensor *[]){ones, s}, 1);
     mm_tensor *ls = mm_tensor_log(ctx, mm_tensor_clamp(
@@ -3143,8 +3478,10 @@ mm_tensor *mm_tensor_surv_nll(mm_ctx *ctx, mm_tensor *logits, mm_tensor *y,
     mm_tensor *ls1 = mm_tensor_log(ctx, mm_tensor_clamp(
         ctx, mm_tensor_gather(ctx, sp, 1, iy1), eps, INFINITY));
     mm_tensor *unc = mm_tensor_mul(ctx, mm_tensor_add(ctx, ls, lh),
-                                   const_col(ctx, dt, B, w1));
-    mm_tensor *cen = mm_tensor_mul(ctx, ls1, const_col(ctx, dt, B, w2));
+                                   mm_tensor_to_device(ctx,
+                                       const_col(ctx, dt, B, w1), dev));
+    mm_tensor *cen = mm_tensor_mul(ctx, ls1, mm_tensor_to_device(ctx,
+                                       const_col(ctx, dt, B, w2), dev));
     return mm_tensor_sum_all(ctx, mm_tensor_add(ctx, unc, cen));
 }
 
@@ -3181,9 +3518,23 @@ mm_tensor *mm_tensor_cox_nll_ex(mm_ctx *ctx, mm_tensor *theta,
     if (risk != MM_COX_INCLUSIVE && risk != MM_COX_STRICT)
         return fail(ctx, "cox_nll: unknown risk set %d", (int)risk);
     if (time->device != MM_CPU || event->device != MM_CPU)
-        return fail(ctx, "cox_nll: no CUDA kernel in this build");
+        return fail(ctx, "cox_nll: times and events must be CPU tensors "
+                         "(the risks may be on CUDA)");
     theta = mm_tensor_contiguous(ctx, theta);
     if (!theta) return NULL;
+    /* The loss is a sort and running sums over the batch, in double: on
+     * CUDA it runs here on a copy of the B risks (the CPU's arithmetic
+     * exactly), and only the result goes back to the device. */
+    const void *thd = theta->data;
+#ifdef MM_HAVE_CUDA
+    if (theta->device == MM_CUDA) {
+        float *h = arena_alloc(ctx, (size_t)B * sizeof *h);
+        if (cu_check(ctx, "cox_nll",
+                     mm__cu_d2h(h, theta->data, (size_t)B * sizeof *h)))
+            return NULL;
+        thd = h;
+    }
+#endif
     int strict = risk == MM_COX_STRICT;
     timed *ord = arena_alloc(ctx, (size_t)B * sizeof *ord);
     double *ev = arena_alloc(ctx, (size_t)B * sizeof *ev);
@@ -3196,7 +3547,7 @@ mm_tensor *mm_tensor_cox_nll_ex(mm_ctx *ctx, mm_tensor *theta,
         if (isnan(ord[i].t))
             return fail(ctx, "cox_nll: time %lld is NaN", (long long)i);
         ev[i] = load(event->dtype, event->data, offset_of(event, i)) != 0;
-        th[i] = load(theta->dtype, theta->data, i);
+        th[i] = load(theta->dtype, thd, i);
         if (th[i] > m) m = th[i];
     }
     qsort(ord, (size_t)B, sizeof *ord, by_time_desc);
@@ -3237,6 +3588,15 @@ mm_tensor *mm_tensor_cox_nll_ex(mm_ctx *ctx, mm_tensor *theta,
     if (N == 0) N = 1; /* no events: the loss and its gradient are 0 */
     mm_tensor *out = tnew(ctx, theta->dtype, 0, NULL);
     store(out->dtype, out->data, 0, loss / N);
+#ifdef MM_HAVE_CUDA
+    if (theta->device == MM_CUDA) {
+        mm_tensor *o = tnew_like(ctx, theta, 0, NULL);
+        if (cu_check(ctx, "cox_nll",
+                     mm__cu_h2d(o->data, out->data, sizeof(float))))
+            return NULL;
+        out = o;
+    }
+#endif
     double *sv = arena_alloc(ctx, (size_t)B * 2 * sizeof *sv);
     memcpy(sv, A, (size_t)B * sizeof *sv);
     memcpy(sv + B, ev, (size_t)B * sizeof *sv);
@@ -3258,6 +3618,24 @@ static void backward_cox(mm_tensor *t)
     mm_tensor *a = t->src[0];
     int64_t B = mm_tensor_numel(a);
     const double *A = t->aux, *ev = A + B;
+#ifdef MM_HAVE_CUDA
+    if (t->device == MM_CUDA) { /* the loop below on host copies */
+        mm_tensor *ga = grad_of(t->ctx, a);
+        float *h = arena_alloc(t->ctx, (size_t)(2 * B + 1) * sizeof *h);
+        float *hg = h + B, *gl = h + 2 * B;
+        size_t nb = (size_t)B * sizeof *h;
+        if (cu_check(t->ctx, "backward", mm__cu_d2h(gl, t->grad->data,
+                                                     sizeof *gl)) ||
+            cu_check(t->ctx, "backward", mm__cu_d2h(h, a->data, nb)) ||
+            cu_check(t->ctx, "backward", mm__cu_d2h(hg, ga->data, nb)))
+            return;
+        double g = *gl / t->fp, m = t->fq;
+        for (int64_t i = 0; i < B; i++)
+            hg[i] = (float)(hg[i] + g * (exp(h[i] - m) * A[i] - ev[i]));
+        cu_check(t->ctx, "backward", mm__cu_h2d(ga->data, hg, nb));
+        return;
+    }
+#endif
     double g = load(t->dtype, t->grad->data, 0) / t->fp, m = t->fq;
     mm_tensor *ga = grad_of(t->ctx, a);
     for (int64_t i = 0; i < B; i++) {

@@ -651,3 +651,558 @@ extern "C" int mm__cu_cross_entropy_back(float *gx, const float *L,
 {
     LAUNCH(B * C, k_ce_back, gx, L, lab, g, B, C, eps);
 }
+
+// ---- scans, block copies, index ops, repeat ------------------------------------
+
+/* cumsum (PROD 0) or cumprod over LEN: one thread per (outer, inner) fiber,
+ * the CPU's running accumulator. */
+__global__ static void k_scan(float *y, const float *x, int64_t outer,
+                              int64_t len, int64_t inner, int prod)
+{
+    LOOP(j, outer * inner) {
+        int64_t base = j / inner * len * inner + j % inner;
+        float acc = prod ? 1 : 0;
+        for (int64_t k = 0; k < len; k++) {
+            acc = prod ? acc * x[base + k * inner] : acc + x[base + k * inner];
+            y[base + k * inner] = acc;
+        }
+    }
+}
+
+extern "C" int mm__cu_scan(float *y, const float *x, int64_t outer,
+                           int64_t len, int64_t inner, int prod)
+{
+    LAUNCH(outer * inner, k_scan, y, x, outer, len, inner, prod);
+}
+
+/* cumsum: a reverse running sum; cumprod: R (in RS) then E R, as
+ * tensor.c's backward_scan. */
+__global__ static void k_scan_back(float *gx, float *rs, const float *x,
+                                   const float *g, int64_t outer,
+                                   int64_t len, int64_t inner, int prod)
+{
+    LOOP(j, outer * inner) {
+        int64_t base = j / inner * len * inner + j % inner;
+        if (!prod) {
+            float acc = 0;
+            for (int64_t k = len - 1; k >= 0; k--) {
+                acc += g[base + k * inner];
+                gx[base + k * inner] += acc;
+            }
+            continue;
+        }
+        float r = 0, e = 1;
+        for (int64_t k = len - 1; k >= 0; k--) {
+            r = g[base + k * inner] +
+                (k + 1 < len ? x[base + (k + 1) * inner] * r : 0);
+            rs[base + k * inner] = r;
+        }
+        for (int64_t k = 0; k < len; k++) {
+            gx[base + k * inner] += e * rs[base + k * inner];
+            e *= x[base + k * inner];
+        }
+    }
+}
+
+extern "C" int mm__cu_scan_back(float *gx, float *scratch, const float *x,
+                                const float *g, int64_t outer, int64_t len,
+                                int64_t inner, int prod)
+{
+    LAUNCH(outer * inner, k_scan_back, gx, scratch, x, g, outer, len, inner,
+           prod);
+}
+
+__global__ static void k_blocks(float *d, int64_t ds, const float *s,
+                                int64_t ss, int64_t blk, int add, int64_t n)
+{
+    LOOP(j, n) {
+        int64_t o = j / blk, i = j % blk;
+        if (add) d[o * ds + i] += s[o * ss + i];
+        else d[o * ds + i] = s[o * ss + i];
+    }
+}
+
+extern "C" int mm__cu_blocks(float *dst, int64_t ds, const float *src,
+                             int64_t ss, int64_t outer, int64_t blk, int add)
+{
+    LAUNCH(outer * blk, k_blocks, dst, ds, src, ss, blk, add, outer * blk);
+}
+
+__global__ static void k_index_select(float *y, const float *x,
+                                      const int64_t *ix, int64_t len,
+                                      int64_t m, int64_t inner, int64_t n)
+{
+    LOOP(q, n) { /* q = (o m + j) inner + i */
+        int64_t i = q % inner, r = q / inner, j = r % m, o = r / m;
+        y[q] = x[(o * len + ix[j]) * inner + i];
+    }
+}
+
+extern "C" int mm__cu_index_select(float *y, const float *x,
+                                   const int64_t *ix, int64_t outer,
+                                   int64_t len, int64_t m, int64_t inner)
+{
+    int64_t n = outer * m * inner;
+    LAUNCH(n, k_index_select, y, x, ix, len, m, inner, n);
+}
+
+/* One thread per element of GX: the rows J that picked it, in order of J
+ * (the CPU adds them in that order), listed by the host: rows
+ * PERM[START[l]] .. PERM[START[l + 1] - 1] picked source row l. */
+__global__ static void k_index_select_back(float *gx, const float *g,
+                                           const int64_t *start,
+                                           const int64_t *perm, int64_t len,
+                                           int64_t m, int64_t inner,
+                                           int64_t n)
+{
+    LOOP(q, n) { /* q = (o len + l) inner + i */
+        int64_t i = q % inner, r = q / inner, l = r % len, o = r / len;
+        float acc = gx[q];
+        for (int64_t t = start[l]; t < start[l + 1]; t++)
+            acc += g[(o * m + perm[t]) * inner + i];
+        gx[q] = acc;
+    }
+}
+
+extern "C" int mm__cu_index_select_back(float *gx, const float *g,
+                                        const int64_t *start,
+                                        const int64_t *perm, int64_t outer,
+                                        int64_t len, int64_t m,
+                                        int64_t inner)
+{
+    int64_t n = outer * len * inner;
+    LAUNCH(n, k_index_select_back, gx, g, start, perm, len, m, inner, n);
+}
+
+/* gather over the padded 4-D shapes: ONE the output's sizes, XB the
+ * input's strides, D the gathered dimension (0..3). */
+__global__ static void k_gather(float *y, const float *x, const int64_t *ix,
+                                mm__cu_i4 one, mm__cu_i4 xb, int d,
+                                int64_t n)
+{
+    LOOP(i, n) {
+        int64_t r = i, off = 0;
+        for (int k = 3; k >= 0; k--) {
+            int64_t c = r % one.v[k];
+            r /= one.v[k];
+            off += (k == d ? ix[i] : c) * xb.v[k];
+        }
+        y[i] = x[off];
+    }
+}
+
+extern "C" int mm__cu_gather(float *y, const float *x, const int64_t *ix,
+                             mm__cu_i4 one, mm__cu_i4 xb, int d)
+{
+    int64_t n = numel4(one);
+    LAUNCH(n, k_gather, y, x, ix, one, xb, d, n);
+}
+
+/* One thread per fiber along D (distinct fibers hit distinct elements of
+ * GX: they differ in a coordinate other than D), J in order. */
+__global__ static void k_gather_back(float *gx, const float *g,
+                                     const int64_t *ix, mm__cu_i4 one,
+                                     mm__cu_i4 xb, int d, int64_t fibers)
+{
+    int64_t m = one.v[d], inner = 1;
+    for (int k = d + 1; k < 4; k++) inner *= one.v[k];
+    LOOP(f, fibers) {
+        int64_t o = f / inner, i = f % inner;
+        int64_t r = o * m * inner + i, off = 0;
+        for (int k = 3; k >= 0; k--) {
+            off += r % one.v[k] * xb.v[k];
+            r /= one.v[k];
+        }
+        for (int64_t j = 0; j < m; j++) {
+            int64_t q = (o * m + j) * inner + i;
+            gx[off + ix[q] * xb.v[d]] += g[q];
+        }
+    }
+}
+
+extern "C" int mm__cu_gather_back(float *gx, const float *g,
+                                  const int64_t *ix, mm__cu_i4 one,
+                                  mm__cu_i4 xb, int d)
+{
+    int64_t fibers = numel4(one) / one.v[d];
+    LAUNCH(fibers, k_gather_back, gx, g, ix, one, xb, d, fibers);
+}
+
+__global__ static void k_repeat(float *y, const float *x, mm__cu_i4 on,
+                                mm__cu_i4 an, mm__cu_i4 ab, int64_t n)
+{
+    LOOP(i, n) {
+        int64_t r = i, off = 0;
+        for (int k = 3; k >= 0; k--) {
+            off += (r % on.v[k]) % an.v[k] * ab.v[k];
+            r /= on.v[k];
+        }
+        y[i] = x[off];
+    }
+}
+
+extern "C" int mm__cu_repeat(float *y, const float *x, mm__cu_i4 on,
+                             mm__cu_i4 an, mm__cu_i4 ab)
+{
+    int64_t n = numel4(on);
+    LAUNCH(n, k_repeat, y, x, on, an, ab, n);
+}
+
+/* One thread per input element: its copies in the CPU's order. */
+__global__ static void k_repeat_back(float *gx, const float *g, mm__cu_i4 on,
+                                     mm__cu_i4 ob, mm__cu_i4 an, int64_t n)
+{
+    LOOP(e, n) {
+        int64_t c[4], rp[4], r = e;
+        for (int k = 3; k >= 0; k--) {
+            c[k] = r % an.v[k];
+            r /= an.v[k];
+            rp[k] = on.v[k] / an.v[k];
+        }
+        float s = 0;
+        for (int64_t r0 = 0; r0 < rp[0]; r0++)
+            for (int64_t r1 = 0; r1 < rp[1]; r1++)
+                for (int64_t r2 = 0; r2 < rp[2]; r2++)
+                    for (int64_t r3 = 0; r3 < rp[3]; r3++)
+                        s += g[(c[0] + r0 * an.v[0]) * ob.v[0] +
+                               (c[1] + r1 * an.v[1]) * ob.v[1] +
+                               (c[2] + r2 * an.v[2]) * ob.v[2] +
+                               (c[3] + r3 * an.v[3]) * ob.v[3]];
+        gx[e] += s;
+    }
+}
+
+extern "C" int mm__cu_repeat_back(float *gx, const float *g, mm__cu_i4 on,
+                                  mm__cu_i4 ob, mm__cu_i4 an)
+{
+    int64_t n = numel4(an);
+    LAUNCH(n, k_repeat_back, gx, g, on, ob, an, n);
+}
+
+// ---- dropout ---------------------------------------------------------------------
+
+/* mm_rand_u01 (lib/tensor.c) and mm_splitmix64 (lib/rng.c): integer mixing
+ * and an exact conversion, so the draws are the CPU's bit for bit. */
+__device__ static double rand_u01(uint64_t seed, uint64_t i)
+{
+    uint64_t z = seed + i * 0x9E3779B97F4A7C15ull + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (double)(z >> 11) * 0x1p-53;
+}
+
+/* M (the mask) and Y = X M + B; MK, BK for a kept element, MD, BD for a
+ * dropped one (computed on the host as the CPU does). The product is
+ * rounded before the add (__fmul_rn: no FMA), as on the CPU. */
+__global__ static void k_dropout(float *y, float *m, const float *x,
+                                 int64_t n, double p, uint64_t seed,
+                                 float mk, float bk, float md, float bd)
+{
+    LOOP(i, n) {
+        int keep = p < 1 && rand_u01(seed, (uint64_t)i) >= p;
+        float mi = keep ? mk : md, bi = keep ? bk : bd;
+        m[i] = mi;
+        y[i] = __fmul_rn(x[i], mi) + bi;
+    }
+}
+
+extern "C" int mm__cu_dropout(float *y, float *m, const float *x, int64_t n,
+                              double p, uint64_t seed, float mk, float bk,
+                              float md, float bd)
+{
+    LAUNCH(n, k_dropout, y, m, x, n, p, seed, mk, bk, md, bd);
+}
+
+__global__ static void k_mul_acc(float *gx, const float *g, const float *m,
+                                 int64_t n)
+{
+    LOOP(i, n) gx[i] += __fmul_rn(g[i], m[i]);
+}
+
+extern "C" int mm__cu_mul_acc(float *gx, const float *g, const float *m,
+                              int64_t n)
+{
+    LAUNCH(n, k_mul_acc, gx, g, m, n);
+}
+
+// ---- depthwise convolutions ------------------------------------------------------
+
+/* conv1d_dw: X (BC, L, D), W (C, K); one thread per output element, taps
+ * in order from zero (the CPU's accumulation into the zeroed output). */
+__global__ static void k_conv1d(float *y, const float *x, const float *w,
+                                int64_t C, int64_t L, int64_t D, int64_t K,
+                                int64_t n)
+{
+    int64_t P = K / 2;
+    LOOP(q, n) {
+        int64_t e = q % D, r = q / D, bc = r / L, i = r % L;
+        const float *xs = x + bc * L * D, *wc = w + bc % C * K;
+        float acc = 0;
+        for (int64_t k = 0; k < K; k++) {
+            int64_t j = i + k - P;
+            if (j < 0 || j >= L) continue;
+            acc += wc[k] * xs[j * D + e];
+        }
+        y[q] = acc;
+    }
+}
+
+extern "C" int mm__cu_conv1d_dw(float *y, const float *x, const float *w,
+                                int64_t BC, int64_t C, int64_t L, int64_t D,
+                                int64_t K)
+{
+    int64_t n = BC * L * D;
+    LAUNCH(n, k_conv1d, y, x, w, C, L, D, K, n);
+}
+
+__global__ static void k_conv1d_bx(float *gx, const float *g, const float *w,
+                                   int64_t C, int64_t L, int64_t D,
+                                   int64_t K, int64_t n)
+{
+    int64_t P = K / 2;
+    LOOP(q, n) {
+        int64_t e = q % D, r = q / D, bc = r / L, j = r % L;
+        const float *gs = g + bc * L * D, *wc = w + bc % C * K;
+        float acc = gx[q];
+        for (int64_t k = 0; k < K; k++) {
+            int64_t i = j - k + P;
+            if (i < 0 || i >= L) continue;
+            acc += wc[k] * gs[i * D + e];
+        }
+        gx[q] = acc;
+    }
+}
+
+__global__ static void k_conv1d_bw(float *gw, const float *g, const float *x,
+                                   int64_t B, int64_t C, int64_t L,
+                                   int64_t D, int64_t K)
+{
+    int64_t P = K / 2;
+    LOOP(ck, C * K) {
+        int64_t c = ck / K, k = ck % K;
+        float s = 0;
+        for (int64_t b = 0; b < B; b++) {
+            const float *gs = g + (b * C + c) * L * D;
+            const float *xs = x + (b * C + c) * L * D;
+            for (int64_t i = 0; i < L; i++) {
+                int64_t j = i + k - P;
+                if (j < 0 || j >= L) continue;
+                for (int64_t e = 0; e < D; e++) s += gs[i * D + e] * xs[j * D + e];
+            }
+        }
+        gw[ck] += s;
+    }
+}
+
+extern "C" int mm__cu_conv1d_dw_back(float *gx, float *gw, const float *x,
+                                     const float *w, const float *g,
+                                     int64_t B, int64_t C, int64_t L,
+                                     int64_t D, int64_t K)
+{
+    if (gx) {
+        int64_t n = B * C * L * D;
+        k_conv1d_bx<<<grid_for(n), THREADS>>>(gx, g, w, C, L, D, K, n);
+        if (launched()) return -1;
+    }
+    if (gw) {
+        k_conv1d_bw<<<grid_for(C * K), THREADS>>>(gw, g, x, B, C, L, D, K);
+        if (launched()) return -1;
+    }
+    return 0;
+}
+
+/* conv2d_dw: X (BC, H, W), W (C, k, k), bias (C) or NULL; stride 1, zero
+ * padding k/2. One thread per output element. */
+__global__ static void k_conv2d_dw(float *y, const float *x, const float *w,
+                                   const float *b, int64_t C, int64_t H,
+                                   int64_t W, int64_t k, int64_t n)
+{
+    int64_t P = k / 2;
+    LOOP(q, n) {
+        int64_t c = q % W, r = q / W % H, bc = q / (H * W);
+        const float *xs = x + bc * H * W, *wc = w + bc % C * k * k;
+        float s = b ? b[bc % C] : 0;
+        for (int64_t u = 0; u < k; u++) {
+            int64_t rr = r + u - P;
+            if (rr < 0 || rr >= H) continue;
+            for (int64_t v = 0; v < k; v++) {
+                int64_t cc = c + v - P;
+                if (cc >= 0 && cc < W) s += wc[u * k + v] * xs[rr * W + cc];
+            }
+        }
+        y[q] = s;
+    }
+}
+
+extern "C" int mm__cu_conv2d_dw(float *y, const float *x, const float *w,
+                                const float *b, int64_t BC, int64_t C,
+                                int64_t H, int64_t W, int64_t k)
+{
+    int64_t n = BC * H * W;
+    LAUNCH(n, k_conv2d_dw, y, x, w, b, C, H, W, k, n);
+}
+
+__global__ static void k_conv2d_dw_bx(float *gx, const float *g,
+                                      const float *w, int64_t C, int64_t H,
+                                      int64_t W, int64_t k, int64_t n)
+{
+    int64_t P = k / 2;
+    LOOP(q, n) {
+        int64_t c = q % W, r = q / W % H, bc = q / (H * W);
+        const float *gs = g + bc * H * W, *wc = w + bc % C * k * k;
+        float s = 0;
+        for (int64_t u = 0; u < k; u++) {
+            int64_t rr = r - u + P;
+            if (rr < 0 || rr >= H) continue;
+            for (int64_t v = 0; v < k; v++) {
+                int64_t cc = c - v + P;
+                if (cc >= 0 && cc < W) s += wc[u * k + v] * gs[rr * W + cc];
+            }
+        }
+        gx[q] += s;
+    }
+}
+
+/* one thread per weight (c, u, v), or per channel for the bias (gw NULL) */
+__global__ static void k_conv2d_dw_bw(float *gw, float *gb, const float *g,
+                                      const float *x, int64_t B, int64_t C,
+                                      int64_t H, int64_t W, int64_t k,
+                                      int64_t n)
+{
+    int64_t P = k / 2;
+    LOOP(q, n) {
+        if (!gw) { /* the bias of channel q */
+            float s = 0;
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t i = 0; i < H * W; i++)
+                    s += g[(b * C + q) * H * W + i];
+            gb[q] += s;
+            continue;
+        }
+        int64_t c = q / (k * k), u = q / k % k, v = q % k;
+        float s = 0;
+        for (int64_t b = 0; b < B; b++) {
+            const float *gs = g + (b * C + c) * H * W;
+            const float *xs = x + (b * C + c) * H * W;
+            for (int64_t r = 0; r < H; r++) {
+                int64_t rr = r + u - P;
+                if (rr < 0 || rr >= H) continue;
+                for (int64_t cl = 0; cl < W; cl++) {
+                    int64_t cc = cl + v - P;
+                    if (cc >= 0 && cc < W) s += gs[r * W + cl] * xs[rr * W + cc];
+                }
+            }
+        }
+        gw[q] += s;
+    }
+}
+
+extern "C" int mm__cu_conv2d_dw_back(float *gx, float *gw, float *gb,
+                                     const float *x, const float *w,
+                                     const float *g, int64_t B, int64_t C,
+                                     int64_t H, int64_t W, int64_t k)
+{
+    if (gx) {
+        int64_t n = B * C * H * W;
+        k_conv2d_dw_bx<<<grid_for(n), THREADS>>>(gx, g, w, C, H, W, k, n);
+        if (launched()) return -1;
+    }
+    if (gw) {
+        k_conv2d_dw_bw<<<grid_for(C * k * k), THREADS>>>(gw, NULL, g, x, B,
+                                                          C, H, W, k,
+                                                          C * k * k);
+        if (launched()) return -1;
+    }
+    if (gb) {
+        k_conv2d_dw_bw<<<grid_for(C), THREADS>>>(NULL, gb, g, x, B, C, H, W,
+                                                  k, C);
+        if (launched()) return -1;
+    }
+    return 0;
+}
+
+// ---- inference-only: im2col, pooling ---------------------------------------------
+
+/* The CPU's im2col of one image X (C, H, W) into COL (C kh kw, OH OW). */
+__global__ static void k_im2col(float *col, const float *x, int64_t H,
+                                int64_t W, int64_t kh, int64_t kw,
+                                int64_t OH, int64_t OW, int sh, int sw,
+                                int ph, int pw, int64_t n)
+{
+    LOOP(q, n) {
+        int64_t P = OH * OW, r = q / P, p = q % P;
+        int64_t c = r / (kh * kw), u = r / kw % kh, v = r % kw;
+        int64_t ih = p / OW * sh - ph + u, iw = p % OW * sw - pw + v;
+        col[q] = ih >= 0 && ih < H && iw >= 0 && iw < W
+                     ? x[(c * H + ih) * W + iw] : 0;
+    }
+}
+
+extern "C" int mm__cu_im2col(float *col, const float *x, int64_t C,
+                             int64_t H, int64_t W, int64_t kh, int64_t kw,
+                             int64_t OH, int64_t OW, int sh, int sw, int ph,
+                             int pw)
+{
+    int64_t n = C * kh * kw * OH * OW;
+    LAUNCH(n, k_im2col, col, x, H, W, kh, kw, OH, OW, sh, sw, ph, pw, n);
+}
+
+/* Y (O, P) = bias[o] for every column (the CPU's fill before its GEMM). */
+__global__ static void k_bias_rows(float *y, const float *b, int64_t P,
+                                   int64_t n)
+{
+    LOOP(q, n) y[q] = b[q / P];
+}
+
+extern "C" int mm__cu_bias_rows(float *y, const float *b, int64_t O,
+                                int64_t P)
+{
+    LAUNCH(O * P, k_bias_rows, y, b, P, O * P);
+}
+
+__global__ static void k_max_pool(float *y, const float *x, int64_t H,
+                                  int64_t W, int64_t OH, int64_t OW, int k,
+                                  int stride, int pad, int64_t n)
+{
+    LOOP(q, n) {
+        int64_t ow = q % OW, oh = q / OW % OH, nc = q / (OH * OW);
+        const float *xs = x + nc * H * W;
+        float m = -INFINITY;
+        for (int64_t u = 0; u < k; u++) {
+            int64_t ih = oh * stride - pad + u;
+            if (ih < 0 || ih >= H) continue;
+            for (int64_t v = 0; v < k; v++) {
+                int64_t iw = ow * stride - pad + v;
+                if (iw < 0 || iw >= W) continue;
+                float val = xs[ih * W + iw];
+                if (val > m || val != val) m = val; /* NaN wins (torch) */
+            }
+        }
+        y[q] = m;
+    }
+}
+
+extern "C" int mm__cu_max_pool2d(float *y, const float *x, int64_t NC,
+                                 int64_t H, int64_t W, int64_t OH,
+                                 int64_t OW, int k, int stride, int pad)
+{
+    int64_t n = NC * OH * OW;
+    LAUNCH(n, k_max_pool, y, x, H, W, OH, OW, k, stride, pad, n);
+}
+
+__global__ static void k_plane_mean(float *y, const float *x, int64_t HW,
+                                    int64_t n)
+{
+    LOOP(nc, n) {
+        float s = 0;
+        for (int64_t i = 0; i < HW; i++) s += x[nc * HW + i];
+        y[nc] = s / (float)HW;
+    }
+}
+
+extern "C" int mm__cu_global_avg_pool2d(float *y, const float *x,
+                                        int64_t NC, int64_t HW)
+{
+    LAUNCH(NC, k_plane_mean, y, x, HW, NC);
+}

@@ -107,6 +107,69 @@ int mm__cu_cross_entropy_back(float *gx, const float *L, const int64_t *lab,
                               const float *g, int64_t B, int64_t C,
                               float eps);
 
+/* cumsum (PROD 0) or cumprod over LEN of X (OUTER, LEN, INNER); backward
+ * as tensor.c's (SCRATCH: OUTER LEN INNER floats, cumprod only). */
+int mm__cu_scan(float *y, const float *x, int64_t outer, int64_t len,
+                int64_t inner, int prod);
+int mm__cu_scan_back(float *gx, float *scratch, const float *x,
+                     const float *g, int64_t outer, int64_t len,
+                     int64_t inner, int prod);
+/* For o < OUTER, i < BLK: DST[o DS + i] = (ADD: +=) SRC[o SS + i]
+ * (concat, pad and their backward). */
+int mm__cu_blocks(float *dst, int64_t ds, const float *src, int64_t ss,
+                  int64_t outer, int64_t blk, int add);
+/* index_select along the middle of (OUTER, LEN, INNER): IX (device, M). */
+int mm__cu_index_select(float *y, const float *x, const int64_t *ix,
+                        int64_t outer, int64_t len, int64_t m,
+                        int64_t inner);
+/* Backward: START (LEN + 1) and PERM (M), device: the positions j that
+ * picked source row l are PERM[START[l]..START[l + 1]), ascending. */
+int mm__cu_index_select_back(float *gx, const float *g, const int64_t *start,
+                             const int64_t *perm, int64_t outer, int64_t len,
+                             int64_t m, int64_t inner);
+/* gather along D (of the padded 4-D shapes): ONE the output's (and IX's,
+ * device) sizes, XB the contiguous input's strides. */
+int mm__cu_gather(float *y, const float *x, const int64_t *ix, mm__cu_i4 one,
+                  mm__cu_i4 xb, int d);
+int mm__cu_gather_back(float *gx, const float *g, const int64_t *ix,
+                       mm__cu_i4 one, mm__cu_i4 xb, int d);
+/* repeat: output sizes ON (strides OB), input sizes AN (strides AB). */
+int mm__cu_repeat(float *y, const float *x, mm__cu_i4 on, mm__cu_i4 an,
+                  mm__cu_i4 ab);
+int mm__cu_repeat_back(float *gx, const float *g, mm__cu_i4 on,
+                       mm__cu_i4 ob, mm__cu_i4 an);
+/* Dropout with mm_rand_u01(SEED, i): M = MK, Y = X MK + BK where kept,
+ * MD and BD where dropped; GX += G M (products rounded before the add). */
+int mm__cu_dropout(float *y, float *m, const float *x, int64_t n, double p,
+                   uint64_t seed, float mk, float bk, float md, float bd);
+int mm__cu_mul_acc(float *gx, const float *g, const float *m, int64_t n);
+/* Depthwise conv1d: X (BC, L, D), W (C, K); GX or GW may be NULL. */
+int mm__cu_conv1d_dw(float *y, const float *x, const float *w, int64_t BC,
+                     int64_t C, int64_t L, int64_t D, int64_t K);
+int mm__cu_conv1d_dw_back(float *gx, float *gw, const float *x,
+                          const float *w, const float *g, int64_t B,
+                          int64_t C, int64_t L, int64_t D, int64_t K);
+/* Depthwise conv2d: X (BC, H, W), W (C, k, k), B (C) or NULL; any of
+ * GX, GW, GB may be NULL. */
+int mm__cu_conv2d_dw(float *y, const float *x, const float *w,
+                     const float *b, int64_t BC, int64_t C, int64_t H,
+                     int64_t W, int64_t k);
+int mm__cu_conv2d_dw_back(float *gx, float *gw, float *gb, const float *x,
+                          const float *w, const float *g, int64_t B,
+                          int64_t C, int64_t H, int64_t W, int64_t k);
+/* Dense conv2d pieces: im2col of one image X (C, H, W) into COL
+ * (C kh kw, OH OW); Y (O, P) = B[o] in every column. */
+int mm__cu_im2col(float *col, const float *x, int64_t C, int64_t H,
+                  int64_t W, int64_t kh, int64_t kw, int64_t OH, int64_t OW,
+                  int sh, int sw, int ph, int pw);
+int mm__cu_bias_rows(float *y, const float *b, int64_t O, int64_t P);
+/* max_pool2d (padding -inf, NaN wins) and the mean of each plane. */
+int mm__cu_max_pool2d(float *y, const float *x, int64_t NC, int64_t H,
+                      int64_t W, int64_t OH, int64_t OW, int k, int stride,
+                      int pad);
+int mm__cu_global_avg_pool2d(float *y, const float *x, int64_t NC,
+                             int64_t HW);
+
 #ifdef __cplusplus
 }
 #endif

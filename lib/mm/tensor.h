@@ -33,11 +33,15 @@
  *     with broadcasting, scale, neg, exp, log, sqrt, rsqrt, tanh, sigmoid,
  *     relu, gelu, elu, silu, softplus, abs, clamp, square, sum/mean/max
  *     over an axis, sum_all, softmax/log_softmax (any axis), layernorm,
- *     cross-entropy. Every other op refuses CUDA inputs ("not on CUDA
- *     yet"), as does f64 on CUDA.
- * What is not here yet: the other ops on CUDA (cumsum/cumprod, concat,
- *   index ops, dropout, convolutions, pooling, survival losses, cast),
- *   backward of dense conv and pooling (training a
+ *     cross-entropy, cumsum/cumprod, concat, index_select, gather,
+ *     repeat, pad, dropout and alpha dropout (the CPU's masks bit for
+ *     bit), depthwise conv1d/conv2d, surv_nll and cox_nll (index, label,
+ *     time and event tensors stay on the CPU; Cox's sort and sums run on
+ *     the host from a copy of the B risks, in the CPU's double
+ *     arithmetic), cast to f32; inference only: dense conv2d (im2col
+ *     kernel + cuBLAS), max_pool2d, global_avg_pool2d. bn_fold is host
+ *     only (fold, then move the weights); f64 is refused on CUDA.
+ * What is not here yet: backward of dense conv and pooling (training a
  *   CNN), grouped or dilated conv, ceil-mode pooling, BatchNorm in
  *   training mode, Nystrom pinv helpers, L2 normalize, RMSNorm, other
  *   losses (BCE, InfoNCE, triplet, KL, MSE/L1), argsort/argmax and
@@ -63,7 +67,8 @@
  *
  * Dispatch: every op checks where its inputs live (mm_tensor_device) and
  * runs the kernel of that backend: inputs on two devices are an error (no
- * silent copies), and an op without a CUDA kernel refuses CUDA inputs. A
+ * silent copies); index, label, time and event tensors stay on the CPU
+ * (they are read on the host) even when the op's data are on CUDA. A
  * CUDA tensor's memory comes from its context's device arena (plain
  * cudaMalloc blocks, reused after mm_ctx_reset like the host arena);
  * mm_tensor_data() of one is a device pointer, and the element accessors

@@ -10,8 +10,13 @@
  * tensor. Tolerances: 1e-5 for elementwise ops (the kernels do the CPU's
  * arithmetic; FMA contraction and libm ulps differ), 1e-4 for reductions,
  * softmax, layernorm, cross-entropy, matmul and chains (cuBLAS sums in
- * another order), 1e-2 for TF32 matmuls. The figures are printed (diag,
- * "relative difference") for the device check's summary.
+ * another order), 1e-2 for TF32 matmuls; 1e-5 for the copies (concat,
+ * index ops, repeat, pad: exact in practice) and dropout, 1e-4 for scans,
+ * depthwise convolutions, the survival losses and the TransMIL-like chain.
+ * Forward only: dropout's masks and values bit for bit, max_pool2d
+ * exactly, dense conv2d 1e-4 (cuBLAS), global_avg_pool2d 1e-5. The
+ * figures are printed (diag, "relative difference") for the device
+ * check's summary.
  *
  * Without a GPU, or in a build without CUDA: only that the device calls
  * refuse with one line (the comparisons are skipped, with the reason).
@@ -42,7 +47,7 @@ typedef struct {
     int64_t sh[4];
 } shape;
 
-#define MAXIN 4
+#define MAXIN 5
 typedef mm_tensor *(*opfn)(mm_ctx *ctx, mm_tensor **in, const void *ud);
 
 typedef struct {
@@ -303,6 +308,131 @@ static mm_tensor *f_abmil(mm_ctx *c, mm_tensor **in, const void *ud)
     return mm_tensor_log_softmax(c, logits);
 }
 
+/* index tensors and labels stay on the CPU (mm/tensor.h) */
+static mm_tensor *i64s(mm_ctx *c, int nd, const int64_t *sh, const double *v)
+{
+    mm_tensor *t = mm_tensor_new(c, MM_I64, nd, sh);
+    mm_tensor_set_f64(t, v, mm_tensor_numel(t));
+    return t;
+}
+
+typedef struct {
+    int kind, axis;
+} scud;
+static mm_tensor *f_scan(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    const scud *u = ud;
+    return u->kind ? mm_tensor_cumprod(c, in[0], u->axis)
+                   : mm_tensor_cumsum(c, in[0], u->axis);
+}
+static mm_tensor *f_concat(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    return mm_tensor_concat(c, 3, in, *(const int *)ud);
+}
+static mm_tensor *f_index_select(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    (void)ud; /* repeats and a skipped row: the scatter-add backward */
+    static const double v[] = {4, 0, 4, 2, 1, 4};
+    return mm_tensor_index_select(c, in[0], 1,
+                                  i64s(c, 1, (int64_t[]){6}, v));
+}
+static mm_tensor *f_index_rows(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    (void)ud; /* 80 picks of 50 rows (patch sampling from a bag) */
+    double v[80];
+    for (int i = 0; i < 80; i++) v[i] = (i * 37 + i / 3) % 50;
+    return mm_tensor_index_select(c, in[0], 0,
+                                  i64s(c, 1, (int64_t[]){80}, v));
+}
+static mm_tensor *f_gather(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    (void)ud; /* index (3, 6, 2) into (3, 5, 4) along 1 */
+    double v[36];
+    for (int i = 0; i < 36; i++) v[i] = (i * 7 + i / 5) % 5;
+    return mm_tensor_gather(c, in[0], 1,
+                            i64s(c, 3, (int64_t[]){3, 6, 2}, v));
+}
+static mm_tensor *f_repeat(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    (void)ud;
+    return mm_tensor_repeat(c, in[0], 3, (int64_t[]){2, 1, 3});
+}
+static mm_tensor *f_pad(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    (void)ud;
+    return mm_tensor_pad(c, in[0], 1, 3, 2);
+}
+static mm_tensor *f_dropout(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    return *(const int *)ud ? mm_tensor_alpha_dropout(c, in[0], 0.2, 99, 1)
+                            : mm_tensor_dropout(c, in[0], 0.3, 42, 1);
+}
+static mm_tensor *f_conv1d(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    (void)ud;
+    return mm_tensor_conv1d_dw(c, in[0], in[1]);
+}
+static mm_tensor *f_conv2d_dw(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    (void)ud;
+    return mm_tensor_conv2d_dw(c, in[0], in[1], in[2]);
+}
+static mm_tensor *f_conv2d_dw_nob(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    (void)ud;
+    return mm_tensor_conv2d_dw(c, in[0], in[1], NULL);
+}
+
+/* PORPOISE's NLL on logits (6, 4): labels and censorship on the CPU */
+static mm_tensor *f_surv_nll(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    static const double y[] = {0, 3, 1, 2, 3, 0}, cen[] = {0, 1, 1, 0, 0, 1};
+    mm_tensor *cs = mm_tensor_new1(c, MM_F32, 6);
+    mm_tensor_set_f64(cs, cen, 6);
+    return mm_tensor_surv_nll(c, in[0], i64s(c, 1, (int64_t[]){6}, y), cs,
+                              *(const double *)ud, 1e-7);
+}
+
+/* Cox on theta (10, 1) with tied times, both risk sets */
+static mm_tensor *f_cox(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    static const double t[] = {5, 3, 5, 1, 8, 3, 8, 2, 5, 7};
+    static const double e[] = {1, 1, 0, 1, 1, 0, 1, 1, 1, 0};
+    mm_tensor *tt = mm_tensor_new1(c, MM_F64, 10);
+    mm_tensor *ee = mm_tensor_new1(c, MM_I32, 10);
+    mm_tensor_set_f64(tt, t, 10);
+    mm_tensor_set_f64(ee, e, 10);
+    return mm_tensor_cox_nll_ex(c, in[0], tt, ee, MM_COX_MEAN_EVENTS,
+                                *(const mm_cox_risk *)ud);
+}
+
+/* A TransMIL-like chain (Shao et al. 2021): a class token joined to 10
+ * tokens, front-padded to 16, PPEG (depthwise 3x3 on the 4x4 grid) with a
+ * residual, LayerNorm, then two heads of attention with Nystrom's
+ * depthwise residual conv on V. in: x (1, 10, 8), cls (1, 1, 8),
+ * PPEG w (8, 3, 3) and b (8), residual conv w (2, 3). */
+static mm_tensor *f_transmil(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    (void)ud;
+    mm_tensor *t = mm_tensor_concat(c, 2, (mm_tensor *[]){in[1], in[0]}, 1);
+    t = mm_tensor_pad(c, t, 1, 5, 0);                        /* (1, 16, 8) */
+    mm_tensor *g = mm_tensor_reshape(c, mm_tensor_transpose(c, t, 1, 2), 4,
+                                     (int64_t[]){1, 8, 4, 4});
+    g = mm_tensor_conv2d_dw(c, g, in[2], in[3]);
+    g = mm_tensor_transpose(c, mm_tensor_reshape(c, g, 3,
+                                                 (int64_t[]){1, 8, 16}),
+                            1, 2);
+    mm_tensor *l = mm_tensor_layernorm(c, mm_tensor_add(c, g, t), NULL,
+                                       NULL, 1e-5);
+    mm_tensor *v = mm_tensor_transpose(
+        c, mm_tensor_reshape(c, l, 4, (int64_t[]){1, 16, 2, 4}), 1, 2);
+    v = mm_tensor_contiguous(c, v);                          /* (1,2,16,4) */
+    mm_tensor *a = mm_tensor_softmax(c, mm_tensor_scale(
+        c, mm_tensor_matmul(c, v, v, 0, 1), 0.5));
+    return mm_tensor_add(c, mm_tensor_matmul(c, a, v, 0, 0),
+                         mm_tensor_conv1d_dw(c, v, in[4]));
+}
+
 #define S1(a) {1, {a}}
 #define S2(a, b) {2, {a, b}}
 #define S3(a, b, c) {3, {a, b, c}}
@@ -316,10 +446,19 @@ static const axud sum0 = {K_SUM, 0, 0}, sum_last = {K_SUM, -1, 1},
                   sm0 = {K_SOFTMAX, 0, 0}, sm_mid = {K_SOFTMAX, 1, 0},
                   lsm_last = {K_LOG_SOFTMAX, -1, 0},
                   lsm_mid = {K_LOG_SOFTMAX, 1, 0};
-static const double smooth0 = 0, smooth1 = 0.1;
+static const double smooth0 = 0, smooth1 = 0.1, alpha0 = 0, alpha4 = 0.4;
+static const scud cumsum1 = {0, 1}, cumsum_last = {0, -1},
+                  cumprod1 = {1, 1}, cumprod0 = {1, 0};
+static const int dim0 = 0, dim1 = 1, dim_last = -1, plain = 0, alpha = 1;
+static const mm_cox_risk inclusive = MM_COX_INCLUSIVE,
+                         strict = MM_COX_STRICT;
 
 #define E 1e-5 /* elementwise */
 #define R 1e-4 /* reductions, matmuls, chains */
+/* Copies (concat, index ops, repeat, pad) and dropout move or scale
+ * values without new roundings: E, though they should agree exactly
+ * (dropout's mask is checked bit for bit in device_extras). Scans and
+ * convolutions: R (FMA contraction over sums of many products). */
 
 static const tcase cases[] = {
     {"matmul", 2, {S2(7, 9), S2(9, 5)}, {0}, f_matmul, &nn, R},
@@ -394,9 +533,147 @@ static const tcase cases[] = {
      &smooth1, R},
     {"ABMIL chain", 4, {S2(40, 16), S2(16, 16), S2(16, 16), S2(3, 16)},
      {0}, f_abmil, NULL, R},
+    {"cumsum axis 1", 1, {S3(4, 6, 5)}, {0}, f_scan, &cumsum1, R},
+    {"cumsum last axis", 1, {S2(3, 40)}, {0}, f_scan, &cumsum_last, R},
+    {"cumprod axis 1", 1, {S3(4, 6, 5)}, {R_POS}, f_scan, &cumprod1, R},
+    {"cumprod axis 0", 1, {S2(7, 3)}, {R_AWAY0}, f_scan, &cumprod0, R},
+    {"concat dim 1", 3, {S3(2, 3, 4), S3(2, 5, 4), S3(2, 1, 4)}, {0},
+     f_concat, &dim1, E},
+    {"concat dim 0", 3, {S2(2, 4), S2(1, 4), S2(3, 4)}, {0}, f_concat, &dim0,
+     E},
+    {"concat last dim", 3, {S3(2, 3, 1), S3(2, 3, 4), S3(2, 3, 2)}, {0},
+     f_concat, &dim_last, E},
+    {"index_select", 1, {S3(3, 5, 4)}, {0}, f_index_select, NULL, E},
+    {"index_select rows", 1, {S2(50, 7)}, {0}, f_index_rows, NULL, E},
+    {"gather", 1, {S3(3, 5, 4)}, {0}, f_gather, NULL, E},
+    {"repeat", 1, {S2(3, 4)}, {0}, f_repeat, NULL, E},
+    {"pad", 1, {S3(2, 5, 4)}, {0}, f_pad, NULL, E},
+    {"dropout", 1, {S3(4, 7, 9)}, {0}, f_dropout, &plain, E},
+    {"alpha_dropout", 1, {S3(4, 7, 9)}, {0}, f_dropout, &alpha, E},
+    {"conv1d_dw", 2, {S3(2, 4, 9), S2(4, 5)}, {0}, f_conv1d, NULL, R},
+    {"conv1d_dw 4-D (Nystrom residual)", 2, {S4(2, 3, 7, 5), S2(3, 3)}, {0},
+     f_conv1d, NULL, R},
+    {"conv2d_dw (PPEG)", 3, {S4(2, 3, 6, 5), S3(3, 3, 3), S1(3)}, {0},
+     f_conv2d_dw, NULL, R},
+    {"conv2d_dw 5x5, no bias", 2, {S4(1, 4, 7, 7), S3(4, 5, 5)}, {0},
+     f_conv2d_dw_nob, NULL, R},
+    {"surv_nll", 1, {S2(6, 4)}, {0}, f_surv_nll, &alpha0, R},
+    {"surv_nll, alpha 0.4", 1, {S2(6, 4)}, {0}, f_surv_nll, &alpha4, R},
+    {"cox_nll inclusive", 1, {S2(10, 1)}, {0}, f_cox, &inclusive, R},
+    {"cox_nll strict", 1, {S2(10, 1)}, {0}, f_cox, &strict, R},
+    {"TransMIL chain", 5, {S3(1, 10, 8), S3(1, 1, 8), S3(8, 3, 3), S1(8),
+                           S2(2, 3)},
+     {0}, f_transmil, NULL, R},
 };
 
 // ---- checks beyond one op ----------------------------------------------------------
+
+/* max |b - a| / max |a| of two tensors (infinity if one is missing) */
+static double tensor_diff(mm_tensor *p, mm_tensor *q)
+{
+    if (!p || !q || mm_tensor_numel(p) != mm_tensor_numel(q)) return INFINITY;
+    double *a = values(p), *b = values(q);
+    double d = a && b ? rel_diff(a, b, mm_tensor_numel(p)) : INFINITY;
+    free(a);
+    free(b);
+    return d;
+}
+
+/* Dropout's masks bit for bit; the inference-only ops (no backward) and
+ * cast, forward only. */
+static void device_forward_only(void)
+{
+    mm_ctx *ctx = mm_ctx_new();
+    shape sx = S3(6, 50, 33);
+    mm_tensor *x = random_tensor(ctx, &sx, R_ANY);
+    mm_tensor *xd = mm_tensor_to_device(ctx, x, MM_CUDA);
+    for (int al = 0; al < 2; al++) {
+        double p = al ? 0.35 : 0.5;
+        uint64_t seed = al ? 0x1234567 : 7;
+        mm_tensor *y = al ? mm_tensor_alpha_dropout(ctx, x, p, seed, 1)
+                          : mm_tensor_dropout(ctx, x, p, seed, 1);
+        mm_tensor *yd = al ? mm_tensor_alpha_dropout(ctx, xd, p, seed, 1)
+                           : mm_tensor_dropout(ctx, xd, p, seed, 1);
+        int64_t n = mm_tensor_numel(x), differ = -1, dropped = 0;
+        if (y && yd) {
+            double *a = values(y), *b = values(yd), *xv = values(x);
+            differ = 0;
+            for (int64_t i = 0; a && b && xv && i < n; i++) {
+                differ += memcmp(&a[i], &b[i], sizeof a[i]) != 0;
+                dropped += !al && a[i] == 0 && xv[i] != 0;
+            }
+            free(a);
+            free(b);
+            free(xv);
+        }
+        diag("%s (mask check): forward max relative difference %.3g; %lld "
+             "of %lld outputs differ from the CPU's bits",
+             al ? "alpha_dropout" : "dropout", tensor_diff(y, yd),
+             (long long)differ, (long long)n);
+        ok(differ == 0, "%s: the CPU's mask and values, bit for bit",
+           al ? "alpha_dropout" : "dropout");
+        if (!al)
+            ok(dropped > n / 3 && dropped < 2 * n / 3,
+               "dropout: about half dropped (%lld of %lld)",
+               (long long)dropped, (long long)n);
+    }
+    mm_ctx_reset(ctx);
+
+    /* cast to f32 of a strided CUDA view: a copy on the device */
+    x = random_tensor(ctx, &(shape)S2(5, 7), R_ANY);
+    xd = mm_tensor_to_device(ctx, x, MM_CUDA);
+    mm_tensor *cd = mm_tensor_cast(ctx, mm_tensor_transpose(ctx, xd, 0, 1),
+                                   MM_F32);
+    ok(cd && mm_tensor_device(cd) == MM_CUDA &&
+       tensor_diff(mm_tensor_contiguous(ctx, mm_tensor_transpose(ctx, x, 0,
+                                                                  1)),
+                   cd) == 0,
+       "cast to f32 on CUDA: the transposed values, on the device");
+    mm_ctx_reset(ctx);
+
+    /* inference-only ops, in no-grad mode as the trunk runs them */
+    mm_ctx_no_grad(ctx, 1);
+    static const struct {
+        int64_t n, c, h, w, o, k;
+        int s, p;
+    } cv[] = {
+        {2, 3, 9, 8, 4, 3, 2, 1}, /* im2col, stride and padding */
+        {1, 16, 7, 7, 24, 1, 1, 0}, /* 1x1: the image is its own im2col */
+        {2, 5, 12, 10, 6, 7, 2, 3}, /* the ResNet stem's shape, small */
+    };
+    for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++) {
+        shape s1 = S4(cv[i].n, cv[i].c, cv[i].h, cv[i].w),
+              s2 = S4(cv[i].o, cv[i].c, cv[i].k, cv[i].k), s3 = S1(cv[i].o);
+        mm_tensor *a = random_tensor(ctx, &s1, R_ANY);
+        mm_tensor *w = random_tensor(ctx, &s2, R_ANY);
+        mm_tensor *b = i == 1 ? NULL : random_tensor(ctx, &s3, R_ANY);
+        mm_tensor *y = mm_tensor_conv2d(ctx, a, w, b, cv[i].s, cv[i].s,
+                                        cv[i].p, cv[i].p);
+        mm_tensor *yd = mm_tensor_conv2d(
+            ctx, mm_tensor_to_device(ctx, a, MM_CUDA),
+            mm_tensor_to_device(ctx, w, MM_CUDA),
+            b ? mm_tensor_to_device(ctx, b, MM_CUDA) : NULL, cv[i].s,
+            cv[i].s, cv[i].p, cv[i].p);
+        double d = tensor_diff(y, yd);
+        diag("conv2d %lldx%lld stride %d pad %d: forward max relative "
+             "difference %.3g", (long long)cv[i].k, (long long)cv[i].k,
+             cv[i].s, cv[i].p, d);
+        ok(yd && mm_tensor_device(yd) == MM_CUDA && d <= R,
+           "conv2d %lldx%lld stride %d pad %d: within %g", (long long)cv[i].k,
+           (long long)cv[i].k, cv[i].s, cv[i].p, R);
+    }
+    x = random_tensor(ctx, &(shape)S4(2, 3, 11, 9), R_ANY);
+    xd = mm_tensor_to_device(ctx, x, MM_CUDA);
+    double d = tensor_diff(mm_tensor_max_pool2d(ctx, x, 3, 2, 1),
+                           mm_tensor_max_pool2d(ctx, xd, 3, 2, 1));
+    diag("max_pool2d: forward max relative difference %.3g", d);
+    ok(d == 0, "max_pool2d 3/2/1: the CPU's values exactly");
+    d = tensor_diff(mm_tensor_global_avg_pool2d(ctx, x),
+                    mm_tensor_global_avg_pool2d(ctx, xd));
+    diag("global_avg_pool2d: forward max relative difference %.3g", d);
+    ok(d <= E, "global_avg_pool2d: within %g", E);
+    mm_ctx_free(ctx);
+}
 
 /* A leaf made on the device (its gradient lives there), the TF32 option,
  * and what the backend refuses. */
@@ -452,7 +729,7 @@ static void device_extras(void)
     }
     mm_ctx_reset(ctx);
 
-    /* refusals: mixed devices, ops without CUDA kernels, f64 */
+    /* refusals: mixed devices, what has no CUDA form, f64 */
     x = random_tensor(ctx, &sx, R_ANY);
     xd = mm_tensor_to_device(ctx, x, MM_CUDA);
     ok(mm_tensor_add(ctx, x, xd) == NULL, "add of a CPU and a CUDA tensor "
@@ -460,8 +737,20 @@ static void device_extras(void)
     like(mm_ctx_error(ctx), "on the CPU and on CUDA", "  ... says why");
     mm_ctx_reset(ctx);
     xd = mm_tensor_to_device(ctx, random_tensor(ctx, &sx, R_ANY), MM_CUDA);
-    ok(mm_tensor_cumsum(ctx, xd, 0) == NULL, "cumsum on CUDA refused");
-    like(mm_ctx_error(ctx), "cumsum: not on CUDA yet", "  ... says why");
+    ok(mm_tensor_cast(ctx, xd, MM_I32) == NULL, "cast to i32 on CUDA "
+       "refused");
+    like(mm_ctx_error(ctx), "cast: CUDA tensors are f32", "  ... says why");
+    mm_ctx_reset(ctx);
+    {
+        mm_tensor *fw = mm_tensor_new2(ctx, MM_F32, 2, 3);
+        mm_tensor *fb = mm_tensor_new1(ctx, MM_F32, 2);
+        mm_tensor *st = mm_tensor_new1(ctx, MM_F32, 2);
+        mm_tensor_fill(st, 1);
+        ok(mm_tensor_bn_fold(mm_tensor_to_device(ctx, fw, MM_CUDA), fb, st,
+                             st, NULL, NULL, 1e-5) == -1,
+           "bn_fold of CUDA weights refused (host only)");
+        like(mm_strerror(), "bn_fold: host only", "  ... says why");
+    }
     mm_ctx_reset(ctx);
     mm_tensor *x64 = mm_tensor_new2(ctx, MM_F64, 2, 2);
     ok(mm_tensor_to_device(ctx, x64, MM_CUDA) == NULL, "f64 to CUDA refused");
@@ -502,5 +791,6 @@ int main(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(&cases[i]);
     device_extras();
+    device_forward_only();
     return done_testing();
 }
