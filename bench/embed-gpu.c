@@ -13,13 +13,15 @@
  * "run" prints three rates on stdout as KEY=VALUE lines (easy to grep):
  * decode_pps (reading and decoding the stream alone), gpu_pps (one batch
  * already in pinned memory, resubmitted: the network alone) and e2e_pps
- * (the stream decoded batch by batch while the previous batch computes:
- * what patch-embed --device cuda does), and with --check the largest
+ * (a reader thread decodes the stream while the main thread queues each
+ * batch and the previous one computes: what patch-embed --device cuda
+ * does), and with --check the largest
  * relative difference to the CPU features (max |g - c| / max |c| per tile).
  * SPDX-License-Identifier: MIT */
 #include "config.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +128,39 @@ static int next_tile(reader *rd, uint8_t *dst)
     }
 }
 
+/* The end-to-end reader: a thread decodes the stream into a ring of batch
+ * buffers while the main thread copies each into the GPU's pinned buffer
+ * and queues it (what patch-embed's reader thread does). */
+#define NRING 3
+typedef struct {
+    reader *rd;
+    uint8_t *buf[NRING];
+    int n[NRING], full[NRING], err;
+    size_t tb;
+    int batch;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} feeder;
+
+static void *feed(void *arg)
+{
+    feeder *f = arg;
+    for (int k = 0;; k = (k + 1) % NRING) {
+        pthread_mutex_lock(&f->mu);
+        while (f->full[k]) pthread_cond_wait(&f->cv, &f->mu);
+        pthread_mutex_unlock(&f->mu);
+        int n = 0, got = 1;
+        while (n < f->batch && (got = next_tile(f->rd, f->buf[k] + (size_t)n * f->tb)) == 1) n++;
+        pthread_mutex_lock(&f->mu);
+        f->n[k] = n;
+        f->full[k] = 1;
+        if (got < 0) f->err = 1;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        if (n < f->batch) return NULL; /* the last batch (maybe empty) */
+    }
+}
+
 /* Size of the first tile in PATH, or -1. */
 static int tile_size(const char *path)
 {
@@ -212,27 +247,53 @@ static int run(int argc, char **argv)
     dt = now() - t0;
     printf("gpu_pps=%.0f\n", (double)reps * nb / dt);
 
-    /* end to end: decode batch k+1 while batch k computes */
+    /* end to end: a reader thread decodes the next batches while this one
+     * is copied to the GPU and computes */
     rd.pass = 0;
     long done = 0, seen = 0;
     double fsum = 0;
+    feeder fd = {.rd = &rd, .tb = tb, .batch = batch};
+    pthread_mutex_init(&fd.mu, NULL);
+    pthread_cond_init(&fd.cv, NULL);
+    for (int k = 0; k < NRING; k++) fd.buf[k] = malloc(tb * batch);
+    pthread_t th;
     t0 = now();
-    for (int cur = 0;; cur ^= 1) {
-        int k = 0;
-        while (k < batch && (got = next_tile(&rd, tiles[cur] + (size_t)k * tb)) == 1) k++;
-        if (got < 0) goto out;
-        if (k > 0) {
+    if (pthread_create(&th, NULL, feed, &fd) != 0) {
+        fprintf(stderr, "embed-gpu: cannot start a thread\n");
+        goto out;
+    }
+    int feed_err = 0, cuda_bad = 0;
+    for (int k = 0;; k = (k + 1) % NRING) {
+        pthread_mutex_lock(&fd.mu);
+        while (!fd.full[k]) pthread_cond_wait(&fd.cv, &fd.mu);
+        int n = fd.n[k];
+        feed_err = fd.err;
+        pthread_mutex_unlock(&fd.mu);
+        if (feed_err) break;
+        if (n > 0 && !cuda_bad) {
             if (mm_resnet_cuda_pending(g) == 2) {
                 int c = mm_resnet_cuda_collect(g, feats);
-                if (c < 0) goto cuda_err;
-                done += c;
-                fsum += feats[0];
+                if (c < 0) cuda_bad = 1;
+                else {
+                    done += c;
+                    fsum += feats[0];
+                }
             }
-            if (mm_resnet_cuda_submit(g, tiles[cur], k) != 0) goto cuda_err;
-            seen += k;
+            if (!cuda_bad && mm_resnet_cuda_submit(g, fd.buf[k], n) != 0) cuda_bad = 1;
+            else seen += n;
         }
-        if (k < batch) break;
+        pthread_mutex_lock(&fd.mu);
+        fd.full[k] = 0;
+        pthread_cond_broadcast(&fd.cv);
+        pthread_mutex_unlock(&fd.mu);
+        if (n < batch) break;
     }
+    pthread_join(th, NULL);
+    for (int k = 0; k < NRING; k++) free(fd.buf[k]);
+    pthread_mutex_destroy(&fd.mu);
+    pthread_cond_destroy(&fd.cv);
+    if (feed_err) goto out;
+    if (cuda_bad) goto cuda_err;
     while (mm_resnet_cuda_pending(g)) {
         int c = mm_resnet_cuda_collect(g, feats);
         if (c < 0) goto cuda_err;
