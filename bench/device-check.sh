@@ -125,6 +125,30 @@ else
     say "embed-gpu or $TILES missing: no benchmark"
 fi
 
+echo "== patch-embed --device cuda, end to end"
+# the tool itself on 25 copies of the tile file back to back (a stream of
+# 25 segments, ~4000 tiles): wall time includes loading the weights and
+# cuDNN's algorithm search
+if [ -x "$BIN/patch-embed" ] && [ -f "$TILES" ]; then
+    for i in $(seq 25); do cat "$TILES"; done > "$BIN/tiles25.mpk"
+    for prec in fp16 tf32; do
+        s=$(date +%s%N)
+        run "patch-embed-$prec" 120 "$BIN/patch-embed" --weights random:42 --device cuda \
+            --precision $prec -o "$BIN/feat-$prec.mpk" "$BIN/tiles25.mpk"
+        e=$(date +%s%N)
+        n=$(sed -n 's/^embed_fp16_e2e_tiles=//p' "$SUM" | tail -1)
+        say "patch_embed_${prec}_s=$(awk -v a="$s" -v b="$e" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')"
+        [ -n "$n" ] && say "patch_embed_${prec}_pps=$(awk -v a="$s" -v b="$e" -v n="$n" 'BEGIN { printf "%.0f", n / ((b - a) / 1e9) }')"
+        if [ -x "$BIN/mpk" ]; then
+            run "verify-$prec" 60 "$BIN/mpk" verify "$BIN/feat-$prec.mpk"
+            "$BIN/mpk" info "$BIN/feat-$prec.mpk" 2>&1 | grep -m1 -o 'device=[a-z0-9 ]*' | sed "s/^/patch_embed_${prec}_header_/" | tee -a "$SUM"
+            "$BIN/mpk" info "$BIN/feat-$prec.mpk" 2>&1 | grep -c "segment" | sed "s/^/patch_embed_${prec}_segments=/" | tee -a "$SUM"
+        fi
+    done
+else
+    say "patch-embed or $TILES missing: no end-to-end run of the tool"
+fi
+
 echo "== PyTorch anchor"
 if [ $gpu = yes ] && [ -n "$PY" ] && "$PY" -c 'import torch, torchvision' 2>/dev/null; then
     for prec in fp16 tf32; do

@@ -24,7 +24,7 @@ cd "$tmp"
 autoreconf -fi >/dev/null 2>&1
 ./configure --enable-device-build --with-test-data="$data" > configure.out 2>&1 || { cat configure.out; exit 1; }
 grep -E 'CUDA backend|openslide|BLAS|OpenMP' configure.out
-bins="tests/unit/t-backend tests/unit/t-resnet-cuda bench/embed-gpu"
+bins="tests/unit/t-backend tests/unit/t-resnet-cuda bench/embed-gpu tools/patch-embed tools/mpk"
 grep -q 't-tensor-cuda' Makefile && bins="$bins tests/unit/t-tensor-cuda"
 make -j2 $bins >make.out 2>&1 || { tail -30 make.out; exit 1; }
 strip $bins

@@ -346,8 +346,7 @@ static void write_chunk(mm_rec *rec, int64_t chunk, int64_t rows, int dim,
 static mm_resnet_cuda *g_gpu;
 static int g_gh, g_gw;
 
-static int gpu_forward(const cfg *c, const mm_resnet *net, const batch *b,
-                       float *feat)
+static int gpu_ready(const cfg *c, const mm_resnet *net, const batch *b)
 {
     if (!g_gpu || g_gh != b->h || g_gw != b->w) {
         mm_resnet_cuda_free(g_gpu);
@@ -358,7 +357,33 @@ static int gpu_forward(const cfg *c, const mm_resnet *net, const batch *b,
         g_gw = b->w;
         mm_note(3, "%s", mm_resnet_cuda_describe(g_gpu));
     }
-    return mm_resnet_cuda_forward_u8(g_gpu, b->u8, b->n, feat);
+    return 0;
+}
+
+/* Rows of features on their way to chunk records. */
+typedef struct {
+    int64_t rows, chunk, cap;
+    int dim, half;
+    int32_t *cxy;
+    void *cf;
+    mm_rec *rec;
+} emitter;
+
+static void emit(emitter *e, const int32_t *xy, const float *feat, int n)
+{
+    for (int i = 0; i < n; i++) {
+        memcpy(e->cxy + 2 * e->rows, xy + 2 * i, 2 * sizeof *e->cxy);
+        const float *src = feat + (size_t)i * e->dim;
+        if (e->half)
+            for (int j = 0; j < e->dim; j++)
+                ((uint16_t *)e->cf)[e->rows * e->dim + j] = mm_f32_to_f16(src[j]);
+        else
+            memcpy((float *)e->cf + e->rows * e->dim, src, e->dim * sizeof *src);
+        if (++e->rows == e->cap) {
+            write_chunk(e->rec, e->chunk++, e->rows, e->dim, e->cxy, e->cf, e->half);
+            e->rows = 0;
+        }
+    }
 }
 
 static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
@@ -393,8 +418,13 @@ static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
     float *feat = mm_malloc((size_t)c->batch * dim * sizeof *feat);
     int32_t *cxy = mm_malloc((size_t)cap * 2 * sizeof *cxy);
     void *cf = mm_malloc((size_t)cap * dim * (c->half ? 2 : 4));
-    int64_t rows = 0, chunk = 0, done = 0;
+    int64_t done = 0;
     mm_rec *rec = mm_rec_new();
+    emitter em = {0, 0, cap, dim, c->half, cxy, cf, rec};
+    /* the coordinates of the batches queued on the GPU, oldest at QH */
+    int32_t *qxy[2] = {mm_malloc((size_t)c->batch * 2 * sizeof(int32_t)),
+                       mm_malloc((size_t)c->batch * 2 * sizeof(int32_t))};
+    int qh = 0, qt = 0;
     mm_progress *pg = mm_progress_new(id, n_meta > 0 ? (uint64_t)n_meta : 0);
 
     pthread_t th;
@@ -408,8 +438,34 @@ static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
             pthread_join(th, NULL);
             fail("%s", f->err);
         }
-        if (b->n > 0 && (c->gpu ? gpu_forward(c, net, b, feat)
-                               : mm_resnet_forward(net, b->n, b->h, b->w, b->x, feat)) != 0) {
+        int bad = 0;
+        if (!c->gpu) {
+            if (b->n > 0 && mm_resnet_forward(net, b->n, b->h, b->w, b->x, feat) != 0) bad = 1;
+            else emit(&em, b->xy, feat, b->n);
+        } else if (b->n > 0 || b->last) {
+            /* two batches in flight: this one's upload and network run
+             * while the reader decodes the next; the oldest comes back
+             * with the coordinates kept for it */
+            if (b->n > 0 && gpu_ready(c, net, b) != 0) bad = 1;
+            if (!bad && b->n > 0 && mm_resnet_cuda_pending(g_gpu) == 2) {
+                int n = mm_resnet_cuda_collect(g_gpu, feat);
+                if (n < 0) bad = 1;
+                else emit(&em, qxy[qh], feat, n);
+                qh ^= 1;
+            }
+            if (!bad && b->n > 0) {
+                if (mm_resnet_cuda_submit(g_gpu, b->u8, b->n) != 0) bad = 1;
+                memcpy(qxy[qt], b->xy, (size_t)b->n * 2 * sizeof *b->xy);
+                qt ^= 1;
+            }
+            while (!bad && b->last && g_gpu && mm_resnet_cuda_pending(g_gpu) > 0) {
+                int n = mm_resnet_cuda_collect(g_gpu, feat);
+                if (n < 0) bad = 1;
+                else emit(&em, qxy[qh], feat, n);
+                qh ^= 1;
+            }
+        }
+        if (bad) {
             pthread_mutex_lock(&f->mu);
             f->stop = 1;
             pthread_cond_broadcast(&f->cv);
@@ -417,20 +473,8 @@ static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
             pthread_join(th, NULL);
             fail("%s", mm_strerror());
         }
-        for (int i = 0; i < b->n; i++) {
-            memcpy(cxy + 2 * rows, b->xy + 2 * i, 2 * sizeof *cxy);
-            const float *src = feat + (size_t)i * dim;
-            if (c->half)
-                for (int j = 0; j < dim; j++)
-                    ((uint16_t *)cf)[rows * dim + j] = mm_f32_to_f16(src[j]);
-            else
-                memcpy((float *)cf + rows * dim, src, dim * sizeof *src);
-            if (++rows == cap) {
-                write_chunk(rec, chunk++, rows, dim, cxy, cf, c->half);
-                rows = 0;
-            }
-        }
-        if (b->last && rows > 0) write_chunk(rec, chunk++, rows, dim, cxy, cf, c->half);
+        if (b->last && em.rows > 0)
+            write_chunk(em.rec, em.chunk++, em.rows, dim, em.cxy, em.cf, c->half);
         done += b->n;
         mm_progress_update(pg, (uint64_t)done);
         int last = b->last;
@@ -454,6 +498,8 @@ static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
     free(feat);
     free(cxy);
     free(cf);
+    free(qxy[0]);
+    free(qxy[1]);
 }
 
 // ---------------------------------------------------------------- main
