@@ -24,6 +24,7 @@
 
 
 #include "mm/resnet.h"
+#include "mm/rng.h"
 #include "mm/safetensors.h"
 #include "mm/sha256.h"
 
@@ -111,16 +112,13 @@ static int each_conv(int layer, conv_fn f, void *ctx)
  * 0.2 (2u - 1), running_mean = 0.2 (2u - 1), running_var = 0.5 + u; each
  * computed in double and rounded once to f32 (tests/gen/resnet_ref.py). */
 typedef struct {
-    uint64_t seed, i;
+    uint64_t seed; /* for the digest string */
+    uint64_t x;    /* splitmix64's state, started at SEED */
 } rnd;
 
 static double rnd_u(rnd *r)
 {
-    uint64_t z = r->seed + (++r->i) * UINT64_C(0x9E3779B97F4A7C15);
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    z ^= z >> 31;
-    return (double)(z >> 40) / 16777216.0;
+    return (double)(mm_splitmix64(&r->x) >> 40) / 16777216.0;
 }
 
 typedef struct {
@@ -251,7 +249,7 @@ mm_resnet *mm_resnet_load(const char *weights, int layer)
                           "integer)", weights);
             return NULL;
         }
-        L.r.seed = s;
+        L.r.seed = L.r.x = s;
     } else {
         L.st = mm_st_open(weights);
         if (!L.st) return NULL;
