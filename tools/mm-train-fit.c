@@ -513,6 +513,49 @@ static long long meta_int(mm_st *st, const char *path, const char *key)
     return x;
 }
 
+/* Per column of D-wide rows, over the NB blocks ROWS[i] of NROWS[i] rows:
+ * the mean and the population sd (1 where it is 0), into new arrays. */
+static void column_stats(const float *const *rows, const int64_t *nrows, int nb, int d,
+                         double **mean, double **sd)
+{
+    double *mu = mm_calloc((size_t)d, sizeof *mu), *ss = mm_calloc((size_t)d, sizeof *ss);
+    int64_t nt = 0;
+    for (int i = 0; i < nb; i++) {
+        for (int64_t t = 0; t < nrows[i]; t++)
+            for (int j = 0; j < d; j++) mu[j] += rows[i][t * d + j];
+        nt += nrows[i];
+    }
+    for (int j = 0; j < d; j++) mu[j] = nt ? mu[j] / nt : 0;
+    for (int i = 0; i < nb; i++)
+        for (int64_t t = 0; t < nrows[i]; t++)
+            for (int j = 0; j < d; j++) {
+                double v = rows[i][t * d + j] - mu[j];
+                ss[j] += v * v;
+            }
+    for (int j = 0; j < d; j++) {
+        double v = nt ? sqrt(ss[j] / nt) : 0;
+        ss[j] = v > 0 ? v : 1;
+    }
+    *mean = mu;
+    *sd = ss;
+}
+
+/* PREFIX.mean and PREFIX.sd (N f64 each) into *MEAN and *SD, when the
+ * checkpoint has them (standardize = train); left NULL otherwise. */
+static void read_standardization(mm_st *st, const char *prefix, int64_t n, double **mean,
+                                 double **sd)
+{
+    char mk[64], sk[64];
+    snprintf(mk, sizeof mk, "%s_mean", prefix);
+    snprintf(sk, sizeof sk, "%s_sd", prefix);
+    if (mm_st_find(st, mk) < 0) return;
+    *mean = mm_malloc((size_t)n * sizeof(double));
+    *sd = mm_malloc((size_t)n * sizeof(double));
+    if (mm_st_read(st, mk, MM_F64, 1, &n, *mean) != 0 ||
+        mm_st_read(st, sk, MM_F64, 1, &n, *sd) != 0)
+        mm_die("%s", mm_st_error(st));
+}
+
 static void read_tensor(mm_st *st, const char *path, const char *name, mm_tensor *t)
 {
     int64_t shape[MM_MAX_DIMS];
@@ -560,22 +603,8 @@ static mm_st *ckpt_open(const char *path, mt_ckpt *k, int all)
         read_tensor(st, path, name, t);
     }
     if (all) mm_params_set_step(k->p, meta_int(st, path, "mmtrain.step"));
-    int64_t g = k->mc.omic_dim;
-    if (mm_st_find(st, "mmtrain.omic_mean") >= 0) {
-        k->omic_mean = mm_malloc((size_t)g * sizeof(double));
-        k->omic_sd = mm_malloc((size_t)g * sizeof(double));
-        if (mm_st_read(st, "mmtrain.omic_mean", MM_F64, 1, &g, k->omic_mean) != 0 ||
-            mm_st_read(st, "mmtrain.omic_sd", MM_F64, 1, &g, k->omic_sd) != 0)
-            mm_die("%s", mm_st_error(st));
-    }
-    if (mm_st_find(st, "mmtrain.x_mean") >= 0) {
-        int64_t D = k->mc.in_dim;
-        k->x_mean = mm_malloc((size_t)D * sizeof(double));
-        k->x_sd = mm_malloc((size_t)D * sizeof(double));
-        if (mm_st_read(st, "mmtrain.x_mean", MM_F64, 1, &D, k->x_mean) != 0 ||
-            mm_st_read(st, "mmtrain.x_sd", MM_F64, 1, &D, k->x_sd) != 0)
-            mm_die("%s", mm_st_error(st));
-    }
+    read_standardization(st, "mmtrain.omic", k->mc.omic_dim, &k->omic_mean, &k->omic_sd);
+    read_standardization(st, "mmtrain.x", k->mc.in_dim, &k->x_mean, &k->x_sd);
     if (mm_st_find(st, "mmtrain.bin_edges") >= 0) {
         int64_t nb = k->o.bins + 1;
         k->edges = mm_malloc((size_t)nb * sizeof(double));
@@ -778,47 +807,28 @@ void mt_fit(const mt_cohort *c, const mt_opts *o_in, const mm_model_cfg *mc_in,
                 mm_die("%sno event among the training patients: no survival bins", tag);
             free(all);
         }
-        if (!strcmp(o->standardize, "train") && k.mc.omic_dim > 0) {
-            int g = k.mc.omic_dim;
-            k.omic_mean = mm_calloc((size_t)g, sizeof(double));
-            k.omic_sd = mm_calloc((size_t)g, sizeof(double));
-            for (int j = 0; j < g; j++) {
-                double s = 0, ss = 0;
-                for (int i = 0; i < ntr; i++) s += c->p[tr[i]].omic[j];
-                double mu = s / ntr;
-                for (int i = 0; i < ntr; i++) ss += (c->p[tr[i]].omic[j] - mu) * (c->p[tr[i]].omic[j] - mu);
-                double sd = sqrt(ss / ntr);
-                k.omic_mean[j] = mu;
-                k.omic_sd[j] = sd > 0 ? sd : 1;
+        /* omics, and patch features per dimension over every tile of the
+         * training patients (random-weight or unnormalised extractors give
+         * features in the thousands, which the MIL models do not train on) */
+        if (!strcmp(o->standardize, "train")) {
+            const float **rows = mm_malloc((size_t)ntr * sizeof *rows);
+            int64_t *nrows = mm_malloc((size_t)ntr * sizeof *nrows);
+            if (k.mc.omic_dim > 0) {
+                for (int i = 0; i < ntr; i++) {
+                    rows[i] = c->p[tr[i]].omic;
+                    nrows[i] = 1;
+                }
+                column_stats(rows, nrows, ntr, k.mc.omic_dim, &k.omic_mean, &k.omic_sd);
             }
-        }
-        /* patch features: per dimension over every tile of the training
-         * patients (random-weight or unnormalised extractors give features
-         * in the thousands, which the MIL models do not train on) */
-        if (!strcmp(o->standardize, "train") && k.mc.in_dim > 0) {
-            int D = c->dim;
-            k.x_mean = mm_calloc((size_t)D, sizeof(double));
-            k.x_sd = mm_calloc((size_t)D, sizeof(double));
-            int64_t nt = 0;
-            for (int i = 0; i < ntr; i++) {
-                const mt_patient *p = &c->p[tr[i]];
-                for (int64_t t = 0; t < p->n; t++)
-                    for (int j = 0; j < D; j++) k.x_mean[j] += p->x[t * D + j];
-                nt += p->n;
+            if (k.mc.in_dim > 0) {
+                for (int i = 0; i < ntr; i++) {
+                    rows[i] = c->p[tr[i]].x;
+                    nrows[i] = c->p[tr[i]].n;
+                }
+                column_stats(rows, nrows, ntr, c->dim, &k.x_mean, &k.x_sd);
             }
-            for (int j = 0; j < D; j++) k.x_mean[j] = nt ? k.x_mean[j] / nt : 0;
-            for (int i = 0; i < ntr; i++) {
-                const mt_patient *p = &c->p[tr[i]];
-                for (int64_t t = 0; t < p->n; t++)
-                    for (int j = 0; j < D; j++) {
-                        double v = p->x[t * D + j] - k.x_mean[j];
-                        k.x_sd[j] += v * v;
-                    }
-            }
-            for (int j = 0; j < D; j++) {
-                double sd = nt ? sqrt(k.x_sd[j] / nt) : 0;
-                k.x_sd[j] = sd > 0 ? sd : 1;
-            }
+            free(rows);
+            free(nrows);
         }
     }
     int *ybin = mm_malloc((size_t)c->np * sizeof(int));
