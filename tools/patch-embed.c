@@ -56,18 +56,6 @@ static void usage(FILE *fp)
 
 static mm_stream *g_out;
 
-static MM_NORETURN MM_PRINTF(1, 2) void fail(const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (g_out) mm_stream_discard(g_out);
-    g_out = NULL;
-    mm_die("%s", buf);
-}
-
 typedef struct {
     const char *weights, *slide_path;
     int layer, resize, batch, half, pn;
@@ -338,7 +326,7 @@ static void write_chunk(mm_rec *rec, int64_t chunk, int64_t rows, int dim,
                   xy, 0);
     mm_val_set_nd(rec, mm_rec_put(rec, "f"), half ? MM_F16 : MM_F32, 2,
                   (int64_t[]){rows, dim}, f, 0);
-    if (mm_stream_write(g_out, rec) != 0) fail("%s", mm_stream_error(g_out));
+    if (mm_stream_write(g_out, rec) != 0) mm_die_discard(&g_out, "%s", mm_stream_error(g_out));
 }
 
 /* The cuDNN network for tiles of H x W, made at the first batch of a
@@ -393,7 +381,7 @@ static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
     const char *kind = mm_hdr_kind(ih) ? mm_hdr_kind(ih) : "?";
     const char *id = mm_hdr_id(ih) ? mm_hdr_id(ih) : "";
     if (strcmp(kind, "tiles"))
-        fail("%s: segment '%s' has kind %s, not tiles", mm_stream_name(in),
+        mm_die_discard(&g_out, "%s: segment '%s' has kind %s, not tiles", mm_stream_name(in),
              id, kind);
     int64_t n_meta = -1;
     if (mm_val_int(mm_map_get(mm_rec_get(ih, "meta"), "n"), &n_meta) != 0)
@@ -408,7 +396,7 @@ static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
     f->ready = 0;
     mm_rec *h = mm_rec_new();
     header(c, net, ih, h);
-    if (mm_stream_begin(g_out, h) != 0) fail("%s", mm_stream_error(g_out));
+    if (mm_stream_begin(g_out, h) != 0) mm_die_discard(&g_out, "%s", mm_stream_error(g_out));
     mm_rec_free(h);
 
     int dim = mm_resnet_dim(net);
@@ -428,7 +416,7 @@ static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
     mm_progress *pg = mm_progress_new(id, n_meta > 0 ? (uint64_t)n_meta : 0);
 
     pthread_t th;
-    if (pthread_create(&th, NULL, reader, f) != 0) fail("cannot start a thread");
+    if (pthread_create(&th, NULL, reader, f) != 0) mm_die_discard(&g_out, "cannot start a thread");
     for (int k = 0;; k ^= 1) {
         pthread_mutex_lock(&f->mu);
         while (!f->full[k]) pthread_cond_wait(&f->cv, &f->mu);
@@ -436,7 +424,7 @@ static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
         batch *b = &f->b[k];
         if (f->err[0]) {
             pthread_join(th, NULL);
-            fail("%s", f->err);
+            mm_die_discard(&g_out, "%s", f->err);
         }
         int bad = 0;
         if (!c->gpu) {
@@ -471,7 +459,7 @@ static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
             pthread_cond_broadcast(&f->cv);
             pthread_mutex_unlock(&f->mu);
             pthread_join(th, NULL);
-            fail("%s", mm_strerror());
+            mm_die_discard(&g_out, "%s", mm_strerror());
         }
         if (b->last && em.rows > 0)
             write_chunk(em.rec, em.chunk++, em.rows, dim, em.cxy, em.cf, c->half);
@@ -487,12 +475,12 @@ static void segment(const cfg *c, mm_resnet *net, mm_stream *in,
     pthread_join(th, NULL);
     mm_progress_end(pg);
     if (n_meta >= 0 && n_meta != done)
-        fail("%s: segment '%s' says n = %lld but has %lld tiles",
+        mm_die_discard(&g_out, "%s: segment '%s' says n = %lld but has %lld tiles",
              mm_stream_name(in), id, (long long)n_meta, (long long)done);
     const mm_rec *tr = mm_stream_trailer(in);
     const char *dg = tr ? mm_val_str(mm_rec_get(tr, "digest")) : NULL;
     mm_stream_add_parent(g_out, "tiles", id, dg ? dg : "");
-    if (mm_stream_end(g_out) != 0) fail("%s", mm_stream_error(g_out));
+    if (mm_stream_end(g_out) != 0) mm_die_discard(&g_out, "%s", mm_stream_error(g_out));
     mm_note(3, "%s: %lld tiles", id, (long long)done);
     mm_rec_free(rec);
     free(feat);
@@ -602,8 +590,8 @@ int main(int argc, char **argv)
         f.b[k].xy = mm_malloc((size_t)c.batch * 2 * sizeof *f.b[k].xy);
     int ret;
     while ((ret = mm_stream_next(in)) == 0) segment(&c, net, in, slide, &f);
-    if (ret < -1) fail("%s", mm_stream_error(in));
-    if (mm_stream_close(in) != 0) fail("%s", mm_strerror());
+    if (ret < -1) mm_die_discard(&g_out, "%s", mm_stream_error(in));
+    if (mm_stream_close(in) != 0) mm_die_discard(&g_out, "%s", mm_strerror());
     mm_stream *o = g_out;
     g_out = NULL;
     if (mm_stream_close(o) != 0) mm_die("%s", mm_strerror());

@@ -8,7 +8,6 @@
 #include "config.h"
 
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,19 +46,6 @@ static void usage(FILE *fp)
 }
 
 static mm_stream *g_out;
-
-/* Die with one line, throwing the half-written output away. */
-static MM_NORETURN MM_PRINTF(1, 2) void fail(const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (g_out) mm_stream_discard(g_out);
-    g_out = NULL;
-    mm_die("%s", buf);
-}
 
 static void set_u64(mm_val *v, uint64_t x)
 {
@@ -108,8 +94,8 @@ static void do_features(const cfg *c, mm_stream *in, mm_stream *out)
     const mm_val *nv = mm_map_get(mm_rec_get(h, "meta"), "n");
     if (nv && (mm_val_int(nv, &n) != 0 || n < 0)) n = -1;
     int streaming = n >= 0 && c->o.mode != MM_SEQMASK_RANDOM;
-    if (n == 0) fail("%s: slide '%s' has no tokens", name, id);
-    if (n > INT32_MAX) fail("%s: slide '%s': %lld tokens, more than seq-mask takes", name, id,
+    if (n == 0) mm_die_discard(&g_out, "%s: slide '%s' has no tokens", name, id);
+    if (n > INT32_MAX) mm_die_discard(&g_out, "%s: slide '%s': %lld tokens, more than seq-mask takes", name, id,
                             (long long)n);
     int64_t len = streaming ? mm_seqmask_len(&c->o, n) : 0;
     int32_t *idx = NULL;
@@ -122,7 +108,7 @@ static void do_features(const cfg *c, mm_stream *in, mm_stream *out)
         for (int64_t v = 0; v < c->views; v++)
             if (mm_seqmask_view(&c->o, id, c->seed, v, n, idx + v * len, mask + v * len,
                                 NULL, &vseed[v]) != 0)
-                fail("%s: %s", id, mm_strerror());
+                mm_die_discard(&g_out, "%s: %s", id, mm_strerror());
     }
     mm_seqgather *g = NULL;
     unsigned char *slide = NULL;  /* buffered path: every row */
@@ -139,10 +125,10 @@ static void do_features(const cfg *c, mm_stream *in, mm_stream *out)
     while ((k = mm_stream_read(in, r)) >= 0) {
         mm_nd f, xy;
         if (mm_val_nd(mm_rec_get(r, "f"), &f) != 0 || f.ndim != 2)
-            fail("%s: slide '%s', record %lld: no \"f\" tensor [k, dim]", name, id, (long long)k);
+            mm_die_discard(&g_out, "%s: slide '%s', record %lld: no \"f\" tensor [k, dim]", name, id, (long long)k);
         if (mm_val_nd(mm_rec_get(r, "xy"), &xy) != 0 || xy.ndim != 2 || xy.shape[1] != 2 ||
             xy.shape[0] != f.shape[0])
-            fail("%s: slide '%s', record %lld: no \"xy\" tensor [k, 2] beside \"f\"", name, id,
+            mm_die_discard(&g_out, "%s: slide '%s', record %lld: no \"xy\" tensor [k, 2] beside \"f\"", name, id,
                  (long long)k);
         if (dim < 0) {
             dim = f.shape[1];
@@ -151,13 +137,13 @@ static void do_features(const cfg *c, mm_stream *in, mm_stream *out)
             if (streaming) {
                 size_t need = mm_seqgather_bytes(n, c->views, len, row_bytes);
                 if (need > c->cap)
-                    fail("%s: slide '%s': %lld views of %lld tokens need %.0f MiB, over "
+                    mm_die_discard(&g_out, "%s: slide '%s': %lld views of %lld tokens need %.0f MiB, over "
                          "--max-buffer %.0f MiB", name, id, (long long)c->views,
                          (long long)len, mib(need), mib(c->cap));
                 g = mm_seqgather_new(n, c->views, len, idx, row_bytes);
             }
         } else if (f.shape[1] != dim || f.dtype != dt) {
-            fail("%s: slide '%s', record %lld: \"f\" is %s [%lld, %lld], earlier chunks %s "
+            mm_die_discard(&g_out, "%s: slide '%s', record %lld: \"f\" is %s [%lld, %lld], earlier chunks %s "
                  "[k, %lld]", name, id, (long long)k, mm_dtype_name(f.dtype),
                  (long long)f.shape[0], (long long)f.shape[1], mm_dtype_name(dt),
                  (long long)dim);
@@ -167,13 +153,13 @@ static void do_features(const cfg *c, mm_stream *in, mm_stream *out)
         for (int64_t i = 0; i < 2 * kr; i++) xyb[i] = (int32_t)mm_nd_at(&xy, i);
         if (streaming) {
             if (rows + kr > n)
-                fail("%s: slide '%s': more tokens than its header's n = %lld", name, id,
+                mm_die_discard(&g_out, "%s: slide '%s': more tokens than its header's n = %lld", name, id,
                      (long long)n);
             mm_seqgather_feed(g, rows, kr, f.data, xyb);
         } else {
             size_t need = (size_t)(rows + kr) * (row_bytes + 2 * sizeof(int32_t));
             if (need > c->cap)
-                fail("%s: slide '%s': %s and its tokens exceed --max-buffer %.0f MiB; "
+                mm_die_discard(&g_out, "%s: slide '%s': %s and its tokens exceed --max-buffer %.0f MiB; "
                      "give the header \"n\" or raise --max-buffer", name, id,
                      n < 0 ? "no token count (\"n\") in the header"
                            : "--mode random holds the slide", mib(c->cap));
@@ -189,11 +175,11 @@ static void do_features(const cfg *c, mm_stream *in, mm_stream *out)
         mm_progress_update(pg, (uint64_t)rows);
     }
     mm_progress_end(pg);
-    if (k < -1) fail("%s", mm_stream_error(in));
+    if (k < -1) mm_die_discard(&g_out, "%s", mm_stream_error(in));
     if (n >= 0 && rows != n)
-        fail("%s: slide '%s': its header says n = %lld but it has %lld tokens", name, id,
+        mm_die_discard(&g_out, "%s: slide '%s': its header says n = %lld but it has %lld tokens", name, id,
              (long long)n, (long long)rows);
-    if (rows == 0) fail("%s: slide '%s' has no tokens", name, id);
+    if (rows == 0) mm_die_discard(&g_out, "%s: slide '%s' has no tokens", name, id);
     char digest[32];
     snprintf(digest, sizeof digest, "%s", mm_stream_digest(in));
     n = rows;
@@ -211,7 +197,7 @@ static void do_features(const cfg *c, mm_stream *in, mm_stream *out)
     mm_val_set_int(mm_map_put(oh, m, "source_n"), n);
     mm_val_set_int(mm_map_put(oh, m, "tokens"), len);
     mm_val_set_int(mm_map_put(oh, m, "dim"), dim);
-    if (mm_stream_begin(out, oh) != 0) fail("%s", mm_stream_error(out));
+    if (mm_stream_begin(out, oh) != 0) mm_die_discard(&g_out, "%s", mm_stream_error(out));
     mm_stream_add_parent(out, "features", id, digest);
     unsigned char *vrows = streaming ? NULL : mm_malloc((size_t)len * row_bytes);
     int32_t *vxy = streaming ? NULL : mm_malloc((size_t)len * 2 * sizeof *vxy);
@@ -229,7 +215,7 @@ static void do_features(const cfg *c, mm_stream *in, mm_stream *out)
             s = vseed[v];
         } else {
             if (mm_seqmask_view(&c->o, id, c->seed, v, n, idx, mask, NULL, &s) != 0)
-                fail("%s: %s", id, mm_strerror());
+                mm_die_discard(&g_out, "%s: %s", id, mm_strerror());
             for (int64_t j = 0; j < len; j++) {
                 memcpy(vrows + (size_t)j * row_bytes, slide + (size_t)idx[j] * row_bytes,
                        row_bytes);
@@ -252,9 +238,9 @@ static void do_features(const cfg *c, mm_stream *in, mm_stream *out)
             {.dtype = MM_U8, .ndim = 1, .shape = {len}, .count = len, .data = mr,
              .nbytes = (size_t)len}};
         static const char *const keys[4] = {"f", "xy", "idx", "mask"};
-        if (mm_stream_write_rows(out, extra, 4, keys, t) < 0) fail("%s", mm_stream_error(out));
+        if (mm_stream_write_rows(out, extra, 4, keys, t) < 0) mm_die_discard(&g_out, "%s", mm_stream_error(out));
     }
-    if (mm_stream_end(out) != 0) fail("%s", mm_stream_error(out));
+    if (mm_stream_end(out) != 0) mm_die_discard(&g_out, "%s", mm_stream_error(out));
     mm_note(3, "%s: %lld tokens, %lld views of %lld", id, (long long)n, (long long)c->views,
             (long long)len);
     mm_rec_free(extra);
@@ -296,15 +282,15 @@ static void read_block(const cfg *c, mm_stream *in, block *b, size_t *held)
         const char *sid = mm_val_str(mm_rec_get(r, "id"));
         mm_nd v;
         if (!sid || mm_val_nd(mm_rec_get(r, "v"), &v) != 0 || v.ndim != 1)
-            fail("%s: block '%s', record %lld: expected {\"id\", \"v\": [n_features]}", name,
+            mm_die_discard(&g_out, "%s: block '%s', record %lld: expected {\"id\", \"v\": [n_features]}", name,
                  b->name, (long long)k);
         if (b->nf < 0) b->nf = v.shape[0];
         else if (v.shape[0] != b->nf)
-            fail("%s: block '%s', sample '%s': %lld features, earlier samples %lld", name,
+            mm_die_discard(&g_out, "%s: block '%s', sample '%s': %lld features, earlier samples %lld", name,
                  b->name, sid, (long long)v.shape[0], (long long)b->nf);
         *held += (size_t)b->nf * sizeof(float) + strlen(sid) + 1;
         if (*held > c->cap)
-            fail("%s: the omics blocks exceed --max-buffer %.0f MiB", name, mib(c->cap));
+            mm_die_discard(&g_out, "%s: the omics blocks exceed --max-buffer %.0f MiB", name, mib(c->cap));
         if ((size_t)b->ns == cap) {
             cap = cap ? cap * 2 : 64;
             b->sample = mm_realloc(b->sample, cap * sizeof *b->sample);
@@ -314,8 +300,8 @@ static void read_block(const cfg *c, mm_stream *in, block *b, size_t *held)
         mm_nd_get_f32(&v, b->x + (size_t)b->ns * (size_t)b->nf);
         b->ns++;
     }
-    if (k < -1) fail("%s", mm_stream_error(in));
-    if (b->ns == 0) fail("%s: block '%s' has no samples", name, b->name);
+    if (k < -1) mm_die_discard(&g_out, "%s", mm_stream_error(in));
+    if (b->ns == 0) mm_die_discard(&g_out, "%s: block '%s' has no samples", name, b->name);
     b->digest = mm_strdup(mm_stream_digest(in));
     mm_rec_free(r);
 }
@@ -342,14 +328,14 @@ static int64_t find_sample(const block *b, const int64_t *ord, const char *sid)
 
 static void write_omics(cfg *c, block *bl, int nb, const char *name, mm_stream *out)
 {
-    if (nb < 2) fail("%s: --mode omics needs 2 or more blocks (omics segments), got %d", name, nb);
+    if (nb < 2) mm_die_discard(&g_out, "%s: --mode omics needs 2 or more blocks (omics segments), got %d", name, nb);
     c->o.blocks = nb;
     int64_t nf = 0, ns = bl[0].ns;
     int64_t **row = mm_malloc((size_t)nb * sizeof *row);  /* block b's row of sample i */
     for (int b = 0; b < nb; b++) {
         nf += bl[b].nf;
         if (bl[b].ns != ns)
-            fail("%s: block '%s' has %lld samples, block '%s' %lld: every block needs the "
+            mm_die_discard(&g_out, "%s: block '%s' has %lld samples, block '%s' %lld: every block needs the "
                  "same samples", name, bl[b].name, (long long)bl[b].ns, bl[0].name,
                  (long long)ns);
         int64_t *ord = mm_malloc((size_t)ns * sizeof *ord);
@@ -360,7 +346,7 @@ static void write_omics(cfg *c, block *bl, int nb, const char *name, mm_stream *
         for (int64_t i = 0; i < ns; i++) {
             row[b][i] = find_sample(&bl[b], ord, bl[0].sample[i]);
             if (row[b][i] < 0)
-                fail("%s: sample '%s' of block '%s' is missing from block '%s'", name,
+                mm_die_discard(&g_out, "%s: sample '%s' of block '%s' is missing from block '%s'", name,
                      bl[0].sample[i], bl[0].name, bl[b].name);
         }
         free(ord);
@@ -376,7 +362,7 @@ static void write_omics(cfg *c, block *bl, int nb, const char *name, mm_stream *
         mm_val_set_str(h, mm_array_push(h, bn), bl[b].name);
         mm_val_set_int(mm_array_push(h, bs), bl[b].nf);
     }
-    if (mm_stream_begin(out, h) != 0) fail("%s", mm_stream_error(out));
+    if (mm_stream_begin(out, h) != 0) mm_die_discard(&g_out, "%s", mm_stream_error(out));
     for (int b = 0; b < nb; b++) mm_stream_add_parent(out, "omics", bl[b].id, bl[b].digest);
     float *x = mm_malloc((size_t)nf * sizeof *x);
     uint8_t *mask = mm_malloc((size_t)nf);
@@ -388,7 +374,7 @@ static void write_omics(cfg *c, block *bl, int nb, const char *name, mm_stream *
             uint64_t s;
             const char *sid = bl[0].sample[i];
             if (mm_seqmask_view(&c->o, sid, c->seed, v, 0, NULL, NULL, &blk, &s) != 0)
-                fail("%s: %s", sid, mm_strerror());
+                mm_die_discard(&g_out, "%s: %s", sid, mm_strerror());
             int64_t at = 0;
             for (int b = 0; b < nb; b++) {
                 int hide = b == blk;
@@ -407,9 +393,9 @@ static void write_omics(cfg *c, block *bl, int nb, const char *name, mm_stream *
             mm_val_set_int(mm_rec_put(r, "block"), blk);
             mm_val_set_nd(r, mm_rec_put(r, "v"), MM_F32, 1, shape, x, 0);
             mm_val_set_nd(r, mm_rec_put(r, "mask"), MM_U8, 1, shape, mask, 0);
-            if (mm_stream_write(out, r) != 0) fail("%s", mm_stream_error(out));
+            if (mm_stream_write(out, r) != 0) mm_die_discard(&g_out, "%s", mm_stream_error(out));
         }
-    if (mm_stream_end(out) != 0) fail("%s", mm_stream_error(out));
+    if (mm_stream_end(out) != 0) mm_die_discard(&g_out, "%s", mm_stream_error(out));
     mm_rec_free(r);
     mm_rec_free(h);
     free(x);
@@ -499,21 +485,21 @@ int main(int argc, char **argv)
         const char *id = mm_hdr_id(h) ? mm_hdr_id(h) : "";
         if (mode == MM_SEQMASK_OMICS) {
             if (strcmp(kind, "omics"))
-                fail("%s: segment '%s' has kind %s; --mode omics reads omics streams",
+                mm_die_discard(&g_out, "%s: segment '%s' has kind %s; --mode omics reads omics streams",
                      mm_stream_name(in), id, kind);
             bl = mm_realloc(bl, (size_t)(nb + 1) * sizeof *bl);
             memset(&bl[nb], 0, sizeof *bl);
             read_block(&cf, in, &bl[nb++], &held);
         } else {
             if (strcmp(kind, "features"))
-                fail("%s: segment '%s' has kind %s, not features%s", mm_stream_name(in), id,
+                mm_die_discard(&g_out, "%s: segment '%s' has kind %s, not features%s", mm_stream_name(in), id,
                      kind, strcmp(kind, "omics") ? "" : " (omics: --mode omics)");
             do_features(&cf, in, g_out);
         }
     }
-    if (ret < -1) fail("%s", mm_stream_error(in));
+    if (ret < -1) mm_die_discard(&g_out, "%s", mm_stream_error(in));
     if (mode == MM_SEQMASK_OMICS) write_omics(&cf, bl, nb, mm_stream_name(in), g_out);
-    if (mm_stream_close(in) != 0) fail("%s", mm_strerror());
+    if (mm_stream_close(in) != 0) mm_die_discard(&g_out, "%s", mm_strerror());
     mm_stream *o = g_out;
     g_out = NULL;
     if (mm_stream_close(o) != 0) mm_die("%s", mm_strerror());

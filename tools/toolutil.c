@@ -62,6 +62,18 @@ void mm_die(const char *fmt, ...)
     exit(MM_EXIT_FAIL);
 }
 
+void mm_die_discard(mm_stream **out, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (*out) mm_stream_discard(*out);
+    *out = NULL;
+    mm_die("%s", buf);
+}
+
 void mm_die_usage(const char *fmt, ...)
 {
     va_list ap;

@@ -11,6 +11,7 @@
 
 #include "mm/defs.h"
 #include "mm/io.h"
+#include "mm/stream.h"
 
 /* Exit codes: 0 ok, 1 failure or bad input, 2 bad usage. */
 enum { MM_EXIT_OK = 0, MM_EXIT_FAIL = 1, MM_EXIT_USAGE = 2 };
@@ -39,6 +40,9 @@ void mm_tool_init(const char *prog);
 
 /* "PROG: message" on stderr, then exit 1 (mm_die), 2 (mm_die_usage). */
 MM_NORETURN void mm_die(const char *fmt, ...) MM_PRINTF(1, 2);
+/* mm_die, after throwing away the stream being written at *OUT (NULL is
+ * fine) and setting *OUT to NULL, so that no half-written output is left. */
+MM_NORETURN void mm_die_discard(mm_stream **out, const char *fmt, ...) MM_PRINTF(2, 3);
 MM_NORETURN void mm_die_usage(const char *fmt, ...) MM_PRINTF(1, 2);
 /* mm_die with ": strerror(errno)" appended. */
 MM_NORETURN void mm_die_errno(const char *fmt, ...) MM_PRINTF(1, 2);
