@@ -88,6 +88,7 @@ typedef struct {
     mm_stream *s;
     mm_rec *r;
     int pass, repeat, size;
+    int decoders; /* mm_stream_set_threads */
 } reader;
 
 /* @return 1 a tile in DST, 0 the end, -1 an error (message printed). */
@@ -101,6 +102,7 @@ static int next_tile(reader *rd, uint8_t *dst)
                 fprintf(stderr, "embed-gpu: %s\n", mm_strerror());
                 return -1;
             }
+            mm_stream_set_threads(rd->s, rd->decoders);
         }
         int64_t ret = mm_stream_read(rd->s, rd->r);
         if (ret == -1) {
@@ -164,7 +166,7 @@ static void *feed(void *arg)
 /* Size of the first tile in PATH, or -1. */
 static int tile_size(const char *path)
 {
-    reader rd = {path, NULL, mm_rec_new(), 0, 1, 0};
+    reader rd = {path, NULL, mm_rec_new(), 0, 1, 0, 0};
     int size = -1;
     if ((rd.s = mm_stream_open(path, "r"))) {
         rd.pass = 1;
@@ -183,7 +185,7 @@ static int tile_size(const char *path)
 static int run(int argc, char **argv)
 {
     const char *path = argv[2], *weights = "random:42", *prec_s = "fp16";
-    int layer = 3, batch = 256, repeat = 1, check = 0;
+    int layer = 3, batch = 256, repeat = 1, check = 0, decoders = 4;
     for (int i = 3; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--weights")) weights = argv[i + 1];
         else if (!strcmp(argv[i], "--layer")) layer = atoi(argv[i + 1]);
@@ -191,6 +193,7 @@ static int run(int argc, char **argv)
         else if (!strcmp(argv[i], "--repeat")) repeat = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--check")) check = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--prec")) prec_s = argv[i + 1];
+        else if (!strcmp(argv[i], "--decoders")) decoders = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "embed-gpu: unknown option %s\n", argv[i]);
             return 2;
@@ -221,16 +224,24 @@ static int run(int argc, char **argv)
     size_t tb = (size_t)size * size * 3;
     uint8_t *tiles[2] = {malloc(tb * batch), malloc(tb * batch)};
     float *feats = malloc(sizeof(float) * batch * dim);
-    reader rd = {path, NULL, mm_rec_new(), 0, repeat, size};
+    reader rd = {path, NULL, mm_rec_new(), 0, repeat, size, 1};
 
-    /* decode alone */
+    /* decode alone: one thread, then the zstd frames on DECODERS threads
+     * (what the end-to-end loop below and patch-embed --device cuda use) */
     long nt = 0;
     int got;
-    t0 = now();
-    while ((got = next_tile(&rd, tiles[0] + (nt % batch) * tb)) == 1) nt++;
-    if (got < 0) goto out;
-    double dt = now() - t0;
-    printf("tiles=%ld\ndecode_pps=%.0f\n", nt, nt / dt);
+    double dt = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        rd.pass = 0;
+        rd.decoders = pass ? decoders : 1;
+        nt = 0;
+        t0 = now();
+        while ((got = next_tile(&rd, tiles[0] + (nt % batch) * tb)) == 1) nt++;
+        if (got < 0) goto out;
+        dt = now() - t0;
+        if (pass == 0) printf("tiles=%ld\ndecode1_pps=%.0f\n", nt, nt / dt);
+        else printf("decoders=%d\ndecode_pps=%.0f\n", decoders, nt / dt);
+    }
 
     /* the network alone: the first batch, resubmitted */
     int nb = nt < batch ? (int)nt : batch;

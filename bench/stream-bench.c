@@ -279,7 +279,7 @@ out:
     return ret;
 }
 
-static int do_read(const char *path)
+static int do_read(const char *path, int threads)
 {
     mm_rec *r = mm_rec_new();
     char kind[32] = "?";
@@ -291,6 +291,7 @@ static int do_read(const char *path)
         mm_rec_free(r);
         return fail(NULL);
     }
+    mm_stream_set_threads(s, threads);
     while ((ret = mm_stream_next(s)) == 0) {
         if (nrec == 0) snprintf(kind, sizeof kind, "%s", mm_hdr_kind(mm_stream_header(s)));
         while ((ret = mm_stream_read(s, r)) >= 0) {
@@ -336,10 +337,11 @@ static void usage(FILE *fp)
 {
     fprintf(fp,
 "Usage: stream-bench write FILE --mb N --kind features|tiles|omics [--level L]\n"
-"       stream-bench read FILE\n"
+"       stream-bench read FILE [--threads N]\n"
 "\n"
 "Prints: mode kind level records data_MB compressed_MB seconds MB/s\n"
-"(MB = 10^6 bytes; data = decompressed msgpack bytes; MB/s = data/seconds).\n");
+"(MB = 10^6 bytes; data = decompressed msgpack bytes; MB/s = data/seconds).\n"
+"--threads N: decode the zstd frames on N threads (mm_stream_set_threads).\n");
 }
 
 int main(int argc, char **argv)
@@ -352,7 +354,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (!strcmp(argv[1], "read") && argc == 3) return do_read(argv[2]);
+    if (!strcmp(argv[1], "read") && argc == 3) return do_read(argv[2], 0);
+    if (!strcmp(argv[1], "read") && argc == 5 && !strcmp(argv[3], "--threads"))
+        return do_read(argv[2], atoi(argv[4]));
     if (strcmp(argv[1], "write") != 0) {
         usage(stderr);
         return 2;

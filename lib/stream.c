@@ -265,6 +265,11 @@ int mm_stream_level(const char *kind)
     return 3;
 }
 
+void mm_stream_set_threads(mm_stream *s, int n)
+{
+    if (!s->writing) mm_zio_set_threads(s->z, n);
+}
+
 void mm_stream_set_level(mm_stream *s, int level)
 {
     s->level = level;

@@ -18,6 +18,7 @@
 const char *mm_prog = "mmpath";
 int mm_verbosity = 2;
 int mm_threads = 1;
+int mm_threads_given;
 
 void mm_tool_init(const char *prog) { mm_prog = prog; }
 
@@ -156,7 +157,10 @@ double mm_opt_double(const char *opt, const char *s, double min, double max)
 int mm_common_opt(int c, const char *arg)
 {
     switch (c) {
-    case '@': mm_threads = (int)mm_opt_int("--threads", arg, 1, 1024); return 1;
+    case '@':
+        mm_threads = (int)mm_opt_int("--threads", arg, 1, 1024);
+        mm_threads_given = 1;
+        return 1;
     case 'v': if (mm_verbosity < 4) mm_verbosity++; return 1;
     case 'q': mm_verbosity = 0; return 1;
     default: return 0;

@@ -27,6 +27,7 @@ enum { MM_EXIT_OK = 0, MM_EXIT_FAIL = 1, MM_EXIT_USAGE = 2 };
 extern const char *mm_prog;   /* "mpk", or "mpk pack" inside a subcommand */
 extern int mm_verbosity;      /* 0 quiet ... 2 default ... 4 debug */
 extern int mm_threads;        /* -@ */
+extern int mm_threads_given;  /* -@ was on the command line */
 
 /* Run with OpenBLAS's kernels for this CPU. Debian 12's OpenBLAS 0.3.21
  * does not know recent Xeons (Sapphire and Emerald Rapids) and falls back to

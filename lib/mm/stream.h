@@ -34,6 +34,11 @@ mm_stream *mm_stream_open_mem(const void *buf, size_t n, const char *name);
 
 // ---- reading
 
+/* Decode the stream's zstd frames on N threads (mm_zio_set_threads): for
+ * readers that would otherwise wait on decompression (patch-embed feeding a
+ * GPU). Call before the first read; the records are the same. */
+void mm_stream_set_threads(mm_stream *s, int n);
+
 /* 1 when the file at PATH starts with a zstd frame (an mpk stream, or
  * something that will fail as one); 0 for "-", unreadable or other files.
  * For tools that take a stream or a table as the same argument. */

@@ -24,6 +24,12 @@ mm_zio *mm_zio_new(mm_io *io, const char *mode);
 /* Compression level for frames started from now on (default 3). */
 void mm_zio_set_level(mm_zio *z, int level);
 
+/* Reader: decode frames on N threads (plus one that cuts the input into
+ * frames) from the first read on; N <= 1 keeps the serial decoder. Memory:
+ * up to 2N + 2 frames in flight (about 8 MiB each for our writers). Call
+ * before the first mm_zio_read; later calls are ignored. */
+void mm_zio_set_threads(mm_zio *z, int n);
+
 /* @return decompressed bytes (> 0), 0 at a clean end of input, or
  * MM_ETRUNC / MM_ECORRUPT / MM_EFORMAT / MM_ERR with mm_zio_error() set. */
 ssize_t mm_zio_read(mm_zio *z, void *buf, size_t n) MM_RESULT_USED;
@@ -46,6 +52,8 @@ const char *mm_zio_name(const mm_zio *z);
 int mm_zio_is_tty(const mm_zio *z);
 uint64_t mm_zio_raw_bytes(const mm_zio *z);  /* compressed bytes so far */
 uint64_t mm_zio_data_bytes(const mm_zio *z); /* decompressed bytes so far */
-uint64_t mm_zio_frames(const mm_zio *z);     /* frames completed */
+/* Frames completed; a reader counts those that carried data (the parallel
+ * one exactly, the serial one also frames that spanned reads). */
+uint64_t mm_zio_frames(const mm_zio *z);
 
 #endif

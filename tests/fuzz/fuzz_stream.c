@@ -1,7 +1,8 @@
 /* fuzz_stream.c: libFuzzer target for the stream reader. The first byte
  * picks the layer: odd = the rest is msgpack, compressed here so the
  * segment parser is reached past zstd's checksum; even = the rest is fed
- * as stream bytes as they are. Every record is also printed as JSON.
+ * as stream bytes as they are. Bit 1 set: the zstd frames are decoded by
+ * the parallel reader (2 threads). Every record is also printed as JSON.
  * Built and run by build-aux/check-asan.sh.
  * SPDX-License-Identifier: MIT */
 #include "config.h"
@@ -34,6 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static FILE *devnull;
     if (!devnull) devnull = fopen("/dev/null", "w");
     mm_stream *s = mm_stream_open_mem(p, n, "fuzz");
+    if (data[0] & 2) mm_stream_set_threads(s, 2);
     mm_rec *r = mm_rec_new();
     int ret;
     int64_t k = 0;
