@@ -23,6 +23,10 @@ mm_zio *mm_zio_new(mm_io *io, const char *mode);
 
 /* Compression level for frames started from now on (default 3). */
 void mm_zio_set_level(mm_zio *z, int level);
+/* Compress on N threads of zstd's own besides the caller's (0, the
+ * default: in the caller). Call before writing. The bytes written depend on
+ * whether N is 0, never on which N >= 1. */
+void mm_zio_set_workers(mm_zio *z, int n);
 
 /* @return decompressed bytes (> 0), 0 at a clean end of input, or
  * MM_ETRUNC / MM_ECORRUPT / MM_EFORMAT / MM_ERR with mm_zio_error() set. */
