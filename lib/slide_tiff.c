@@ -30,6 +30,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,11 +123,34 @@ static int level_init(TIFF *tif, tlevel *L)
     return 1;
 }
 
+/* libtiff's messages about this handle are not ours to print (OpenSlide,
+ * which opened the file first, reports what matters): libtiff >= 4.5 lets
+ * a handle have its own handlers */
+#if TIFFLIB_VERSION >= 20221213
+static int tiff_quiet(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
+{
+    (void)tif, (void)user, (void)module, (void)fmt, (void)ap;
+    return 1;
+}
+
+static TIFF *open_tiff(const char *path)
+{
+    TIFFOpenOptions *o = TIFFOpenOptionsAlloc();
+    TIFFOpenOptionsSetErrorHandlerExtR(o, tiff_quiet, NULL);
+    TIFFOpenOptionsSetWarningHandlerExtR(o, tiff_quiet, NULL);
+    TIFF *tif = TIFFOpenExt(path, "rm", o);
+    TIFFOpenOptionsFree(o);
+    return tif;
+}
+#else
+static TIFF *open_tiff(const char *path) { return TIFFOpen(path, "rm"); }
+#endif
+
 mm_tiffdirect *mm__tiffdirect_open(const char *path, int nlev, const int64_t *lw,
                                    const int64_t *lh, const double *ds, size_t cache_bytes)
 {
     /* "m": no memory mapping, as OpenSlide opens it */
-    TIFF *tif = TIFFOpen(path, "rm");
+    TIFF *tif = open_tiff(path);
     if (!tif) return NULL;
     /* each level's directory: the one tiled directory of its size (none or
      * several: read through OpenSlide) */
