@@ -159,7 +159,21 @@ static int open_openslide(mm_slide *s, const char *vendor, int *why)
     if (!strcmp(vendor, "aperio") || !strcmp(vendor, "generic-tiff")) {
         const char *mb = getenv("MMPATH_SLIDE_CACHE_MB");
         size_t cache = mb && *mb ? (size_t)strtoul(mb, NULL, 10) << 20 : MM_TILE_CACHE_BYTES;
-        s->td = mm__tiffdirect_open(s->path, n, s->lw, s->lh, s->ds, cache);
+        /* OpenSlide's own tile sizes (openslide.level[N].tile-width), to
+         * be checked against the directory each level maps to */
+        int64_t *tw = mm_calloc((size_t)n, sizeof *tw), *th = mm_calloc((size_t)n, sizeof *th);
+        for (int i = 0; i < n; i++) {
+            char k[64];
+            snprintf(k, sizeof k, "openslide.level[%d].tile-width", i);
+            const char *v = openslide_get_property_value(s->osr, k);
+            tw[i] = v ? strtoll(v, NULL, 10) : 0;
+            snprintf(k, sizeof k, "openslide.level[%d].tile-height", i);
+            v = openslide_get_property_value(s->osr, k);
+            th[i] = v ? strtoll(v, NULL, 10) : 0;
+        }
+        s->td = mm__tiffdirect_open(s->path, n, s->lw, s->lh, s->ds, tw, th, cache);
+        free(tw);
+        free(th);
         const char *e = getenv("MMPATH_SLIDE_DIRECT");
         s->direct = s->td && !(e && !strcmp(e, "0"));
     }

@@ -147,7 +147,8 @@ static TIFF *open_tiff(const char *path) { return TIFFOpen(path, "rm"); }
 #endif
 
 mm_tiffdirect *mm__tiffdirect_open(const char *path, int nlev, const int64_t *lw,
-                                   const int64_t *lh, const double *ds, size_t cache_bytes)
+                                   const int64_t *lh, const double *ds, const int64_t *tw,
+                                   const int64_t *th, size_t cache_bytes)
 {
     /* "m": no memory mapping, as OpenSlide opens it */
     TIFF *tif = open_tiff(path);
@@ -175,7 +176,8 @@ mm_tiffdirect *mm__tiffdirect_open(const char *path, int nlev, const int64_t *lw
     for (int l = 0; l < nlev; l++) {
         t->lev[l].ds = ds[l];
         if (nmatch[l] == 1 && TIFFSetDirectory(tif, (tdir_t)dir[l]) && level_init(tif, &t->lev[l]) &&
-            t->lev[l].iw == lw[l] && t->lev[l].ih == lh[l]) {
+            t->lev[l].iw == lw[l] && t->lev[l].ih == lh[l] &&
+            (tw[l] == 0 || tw[l] == t->lev[l].tw) && (th[l] == 0 || th[l] == t->lev[l].th)) {
             t->lev[l].ok = 1;
             any = 1;
         }

@@ -15,12 +15,14 @@
 
 typedef struct mm_tiffdirect mm_tiffdirect;
 
-/* Map the NLEV OpenSlide levels of size LW x LH (downsamples DS) of PATH to
+/* Map the NLEV OpenSlide levels of size LW x LH (downsamples DS, tile
+ * sizes TW x TH as OpenSlide reports them, 0 when it does not) of PATH to
  * its TIFF directories; NULL when no level can be read directly (not a
  * TIFF, no JPEG-tiled level, ...). CACHE_BYTES bounds the decoded tiles
  * kept. */
 mm_tiffdirect *mm__tiffdirect_open(const char *path, int nlev, const int64_t *lw,
-                                   const int64_t *lh, const double *ds, size_t cache_bytes);
+                                   const int64_t *lh, const double *ds, const int64_t *tw,
+                                   const int64_t *th, size_t cache_bytes);
 void mm__tiffdirect_close(mm_tiffdirect *t);
 /* 1 when LEVEL maps to a JPEG-tiled directory read directly. */
 int mm__tiffdirect_level(const mm_tiffdirect *t, int level);

@@ -285,6 +285,12 @@ int main(void)
         rmdir(dir);
     }
 
+    /* Aperio JPEG 2000 (TIFF compression 33005): OpenSlide's */
+    mm_slide *j = mm_slide_open(dpath("wsi/tcga-cr-7395-01a-01-ts1.svs"), NULL);
+    ok(j && !mm_slide_direct(j, 0) && !mm_slide_direct(j, 1),
+       "tcga-cr-7395 (JPEG 2000): no level is read directly");
+    mm_slide_close(j);
+
     /* MMPATH_SLIDE_DIRECT=0 at open: OpenSlide only */
     setenv("MMPATH_SLIDE_DIRECT", "0", 1);
     mm_slide *s = mm_slide_open(dpath("wsi/CMU-1-Small-Region.svs"), NULL);
