@@ -7,6 +7,12 @@
 #
 #   make && bench/wsi-tile.sh [BUILDDIR]
 #
+# Timings are wall seconds (best of REPS) and CPU seconds (user + system of
+# all threads: ours reads tiles on -@ threads, writes on the main thread
+# and compresses on zstd's threads, so "one thread" is -@ 1, not one CPU).
+# Ours: the whole process; the anchor: from opening the slide (its own
+# clock, without the interpreter's start and imports).
+#
 # Both slides are generated here with the vips CLI (libvips-tools) into a
 # temporary directory and removed at the end:
 # - the throughput slide: CMU-1-Small-Region.svs ($MMPATH_TEST_DATA or
@@ -56,30 +62,34 @@ vips tiffsave "$tmp/rep.v" "$tmp/slide.tif" --tile --tile-width 256 --tile-heigh
 rm -f "$tmp/rep.v"
 echo "slide:  CMU-1-Small-Region x ${rep}x${rep}: $(vipsheader "$tmp/slide.tif")"
 
-# secs CMD...: wall seconds of CMD
+# secs CMD...: "wall:cpu" seconds of CMD (cpu: user + system, all threads)
 secs() {
-    s=$(date +%s.%N)
-    "$@" >/dev/null
-    e=$(date +%s.%N)
-    echo "$s $e" | awk '{ printf "%.3f", $2 - $1 }'
+    /usr/bin/time -f "%e %U %S" -o "$tmp/time" "$@" >/dev/null
+    awk '{ printf "%.3f:%.3f", $1, $2 + $3 }' "$tmp/time"
 }
-best() { tr ' ' '\n' | grep . | sort -g | head -1; }
+# the run with the least wall time of "wall:cpu" pairs
+best() { tr ' ' '\n' | grep . | sort -t: -k1,1g | head -1 | tr ':' ' '; }
 
+# ours also with MMPATH_SLIDE_DIRECT=0 (every tile through OpenSlide's
+# read_region, as before the direct JPEG reader), once, for reference
+off=$(secs env MMPATH_SLIDE_DIRECT=0 "$bin" -q -@ 1 --mpp 0.5 -o "$tmp/o.mpk" "$tmp/slide.tif")
 for th in 1 2; do
     o="" a=""
     i=0
     while [ "$i" -lt "$reps" ]; do
         o="$o $(secs "$bin" -q -@ "$th" --mpp 0.5 -o "$tmp/o.mpk" "$tmp/slide.tif")"
         line=$("$py" "$here/wsi_tile_anchor.py" "$tmp/slide.tif" 0.499 "$th")
-        a="$a $(echo "$line" | awk '{ print $4 }')"
+        a="$a $(echo "$line" | awk '{ printf "%s:%s", $4, $6 }')"
         i=$((i + 1))
     done
     n=$("$build/tools/mpk" info "$tmp/o.mpk" | sed -n 's/.* \([0-9]*\) records.*/\1/p' | head -1)
     na=$(echo "$line" | awk '{ print $2 }')
-    to=$(echo "$o" | best) ta=$(echo "$a" | best)
-    echo "$th $n $to $na $ta" | awk '{
-        printf "threads %d: ours %d tiles %.2f s %.1f tiles/s | anchor %d tiles %.2f s %.1f tiles/s | ratio %.2f\n",
-            $1, $2, $3, $2 / $3, $4, $5, $4 / $5, ($2 / $3) / ($4 / $5) }'
+    echo "$th $n $(echo "$o" | best) $na $(echo "$a" | best)" | awk '{
+        printf "threads %d: ours %d tiles %.2f s %.1f tiles/s (cpu %.2f ms/tile) | anchor %d tiles %.2f s %.1f tiles/s (cpu %.2f ms/tile) | ratio %.2f, by cpu %.2f\n",
+            $1, $2, $3, $2 / $3, 1000 * $4 / $2, $5, $6, $5 / $6, 1000 * $7 / $5, ($2 / $3) / ($5 / $6), ($7 / $5) / ($4 / $2) }'
+    [ "$th" = 1 ] && echo "$n $off" | tr ':' ' ' | awk '{
+        printf "threads 1, MMPATH_SLIDE_DIRECT=0 (all through read_region): ours %.2f s %.1f tiles/s (cpu %.2f ms/tile)\n",
+            $2, $1 / $2, 1000 * $3 / $1 }'
 done
 ls -l "$tmp/o.mpk" | awk '{ printf "ours writes the tiles stream too: %.1f MB\n", $5 / 1e6 }'
 rm -f "$tmp/o.mpk" "$tmp/slide.tif"

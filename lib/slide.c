@@ -20,14 +20,22 @@
 
 #include "mm/sha256.h"
 #include "mm/slide.h"
+#include "slide_tiff.h"
 
 #define MM_FLAT_MAX_PX ((int64_t)1 << 28)
+/* Decoded source tiles kept by the direct TIFF reader: 128 MiB is about
+ * 740 tiles of 240 x 240, two columns of source tiles of a 85 000 px high
+ * level, so a grid read column by column decodes each tile once. */
+#define MM_TILE_CACHE_BYTES ((size_t)128 << 20)
 
 typedef struct { char *key, *val; } prop;
 
 struct mm_slide {
     char *path;
     openslide_t *osr; /* NULL for a flat image */
+    mm_tiffdirect *td; /* JPEG-tiled TIFF levels read directly; may be NULL */
+    int direct;        /* use TD (mm_slide_set_direct, MMPATH_SLIDE_DIRECT) */
+    _Atomic int64_t ndirect;
     char vendor[32];
     int nlev;
     int64_t *lw, *lh;
@@ -79,6 +87,7 @@ void mm_slide_close(mm_slide *s)
 {
     if (!s) return;
     if (s->osr) openslide_close(s->osr);
+    mm__tiffdirect_close(s->td);
     for (int i = 0; i < s->nprops; i++) {
         free(s->props[i].key);
         free(s->props[i].val);
@@ -145,6 +154,29 @@ static int open_openslide(mm_slide *s, const char *vendor, int *why)
         s->ds[i] = openslide_get_level_downsample(s->osr, i);
     }
     s->channels = 3;
+    /* Aperio and generic TIFF: JPEG tiles decoded here rather than through
+     * read_region's compositing (lib/slide_tiff.c) */
+    if (!strcmp(vendor, "aperio") || !strcmp(vendor, "generic-tiff")) {
+        const char *mb = getenv("MMPATH_SLIDE_CACHE_MB");
+        size_t cache = mb && *mb ? (size_t)strtoul(mb, NULL, 10) << 20 : MM_TILE_CACHE_BYTES;
+        /* OpenSlide's own tile sizes (openslide.level[N].tile-width), to
+         * be checked against the directory each level maps to */
+        int64_t *tw = mm_calloc((size_t)n, sizeof *tw), *th = mm_calloc((size_t)n, sizeof *th);
+        for (int i = 0; i < n; i++) {
+            char k[64];
+            snprintf(k, sizeof k, "openslide.level[%d].tile-width", i);
+            const char *v = openslide_get_property_value(s->osr, k);
+            tw[i] = v ? strtoll(v, NULL, 10) : 0;
+            snprintf(k, sizeof k, "openslide.level[%d].tile-height", i);
+            v = openslide_get_property_value(s->osr, k);
+            th[i] = v ? strtoll(v, NULL, 10) : 0;
+        }
+        s->td = mm__tiffdirect_open(s->path, n, s->lw, s->lh, s->ds, tw, th, cache);
+        free(tw);
+        free(th);
+        const char *e = getenv("MMPATH_SLIDE_DIRECT");
+        s->direct = s->td && !(e && !strcmp(e, "0"));
+    }
     return 0;
 }
 
@@ -357,6 +389,15 @@ void mm_slide_set_pad(mm_slide *s, uint8_t r, uint8_t g, uint8_t b)
     s->pad[2] = b;
 }
 
+void mm_slide_set_direct(mm_slide *s, int on) { s->direct = on && s->td; }
+
+int mm_slide_direct(const mm_slide *s, int level)
+{
+    return s->direct && mm__tiffdirect_level(s->td, level);
+}
+
+int64_t mm_slide_direct_reads(const mm_slide *s) { return s->ndirect; }
+
 // ---------------------------------------------------------------- digest
 
 const char *mm_slide_digest(mm_slide *s)
@@ -506,6 +547,10 @@ int mm_slide_read_region(mm_slide *s, int64_t x, int64_t y, int level, int64_t w
     for (int64_t j = 0; j < h; j += band) {
         int64_t bh = h - j < band ? h - j : band;
         int64_t y0 = y + (int64_t)llround((double)j * s->ds[level]);
+        if (s->direct && mm__tiffdirect_read(s->td, level, x, y0, w, bh, rgb + (size_t)(j * w) * 3, s->pad)) {
+            s->ndirect++;
+            continue;
+        }
         openslide_read_region(s->osr, argb, x, y0, level, w, bh);
         const char *err = openslide_get_error(s->osr);
         if (err) {

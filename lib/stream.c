@@ -277,6 +277,8 @@ void mm_stream_set_level(mm_stream *s, int level)
     mm_zio_set_level(s->z, level);
 }
 
+void mm_stream_set_workers(mm_stream *s, int n) { mm_zio_set_workers(s->z, n); }
+
 static int write_bytes(mm_stream *s, const void *p, size_t n)
 {
     if (mm_zio_write(s->z, p, n) != 0)

@@ -107,6 +107,13 @@ mm_zio *mm_zio_new(mm_io *io, const char *mode)
     return z;
 }
 
+void mm_zio_set_workers(mm_zio *z, int n)
+{
+    /* a libzstd built without threads refuses: then the caller compresses,
+     * whatever N, and the bytes are still the same for every N >= 1 */
+    if (z->cctx) ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_nbWorkers, n);
+}
+
 void mm_zio_set_level(mm_zio *z, int level)
 {
     z->level = level;

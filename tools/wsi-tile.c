@@ -40,6 +40,8 @@
  * default smallest tissue region (a quarter of it for holes). */
 #define REF_MM2 (0.256 * 0.256)
 #define PREVIEW_MAX 2048
+/* zstd level of the tiles stream (bench/wsi-tile.md: size against speed) */
+#define TILES_LEVEL (-1)
 
 static void usage(FILE *fp)
 {
@@ -85,10 +87,11 @@ static void usage(FILE *fp)
 "                         several slides PNG must hold %%s (the slide id)\n"
 "      --geojson FILE     tissue contours for QuPath (%%s as for --preview)\n"
 "      --status FILE      per-slide status table (TSV)\n"
+"      --level N          zstd level of the output, -7 (fastest) to 19 [%d]\n"
 "  -@, --threads N        threads reading tiles [1]\n"
 "  -v, -q, -h, -V         more/less on stderr, help, version\n"
 "Exit status: 0 every slide processed, 1 a slide failed or had no tissue,\n"
-"2 bad usage.\n");
+"2 bad usage.\n", TILES_LEVEL);
 }
 
 typedef struct {
@@ -107,6 +110,7 @@ typedef struct {
     int size, step, out_size;
     uint8_t pad[3];
     int coords_only;
+    int level;         /* zstd level of the output stream */
     const char *out, *preview, *geojson, *status_path;
     int nslides;
     int pn;
@@ -786,6 +790,11 @@ static void process(const cfg *c, result *r, const char *tmp, mm_io **final)
         set_reason(r, "%s", mm_strerror());
         goto done;
     }
+    mm_stream_set_level(out, c->level);
+    /* zstd compresses on as many threads of its own as read tiles (at least
+     * one, so that the bytes are the same for every -@): the writer thread
+     * alone was the pipeline's bottleneck */
+    if (!c->coords_only) mm_stream_set_workers(out, mm_threads > 1 ? mm_threads : 1);
     mm_rec *h = mm_rec_new();
     mm_hdr_init(h, "tiles", r->id);
     mm_hdr_set_tool(h, "wsi-tile", c->pn, c->pargv);
@@ -868,7 +877,7 @@ int main(int argc, char **argv)
     enum {
         O_MPP = 256, O_NATIVE, O_ASSUME, O_TABLE, O_TISSUE, O_OTSU, O_STH, O_MTH, O_CLOSE,
         O_MINAREA, O_MINHOLE, O_MAXHOLES, O_PRESET, O_MINTISSUE, O_STEP, O_OUTSIZE, O_PAD,
-        O_COORDS, O_PREVIEW, O_GEOJSON, O_STATUS
+        O_COORDS, O_PREVIEW, O_GEOJSON, O_STATUS, O_LEVEL
     };
     static const struct option lopts[] = {
         {"mag", required_argument, NULL, 'm'}, {"mpp", required_argument, NULL, O_MPP},
@@ -889,6 +898,7 @@ int main(int argc, char **argv)
         {"output", required_argument, NULL, 'o'}, {"preview", required_argument, NULL, O_PREVIEW},
         {"geojson", required_argument, NULL, O_GEOJSON},
         {"status", required_argument, NULL, O_STATUS},
+        {"level", required_argument, NULL, O_LEVEL},
         MM_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
     const char *optstring = "m:s:o:@:vqhV";
     cfg c;
@@ -904,6 +914,7 @@ int main(int argc, char **argv)
     c.min_tissue = -1;
     c.size = 256;
     c.out = "-";
+    c.level = TILES_LEVEL;
     long long step = 0, out_size = 0;
     int have_mag = 0, ch;
     const char *table = NULL;
@@ -946,6 +957,7 @@ int main(int argc, char **argv)
         case O_PREVIEW: c.preview = optarg; break;
         case O_GEOJSON: c.geojson = optarg; break;
         case O_STATUS: c.status_path = optarg; break;
+        case O_LEVEL: c.level = (int)mm_opt_int("--level", optarg, -7, 19); break;
         case 'h': usage(stdout); return 0;
         case 'V': mm_print_version("wsi-tile"); return 0;
         default:

@@ -20,7 +20,8 @@
  *
  * Threads: mm_slide_read_region and mm_slide_read_scaled may be called
  * from several threads at once on one handle (openslide_read_region is
- * thread-safe; the libvips path serialises or uses per-thread regions).
+ * thread-safe; the direct TIFF reader reads with pread() and shares a
+ * locked cache of decoded tiles; flat images are in memory).
  * SPDX-License-Identifier: MIT */
 #ifndef MM_SLIDE_H
 #define MM_SLIDE_H
@@ -82,6 +83,21 @@ int mm_slide_resolution(const mm_slide *s, mm_slide_res *r);
 
 /* Colour for pixels outside the image or transparent (default 0,0,0). */
 void mm_slide_set_pad(mm_slide *s, uint8_t r, uint8_t g, uint8_t b);
+
+/* Direct reading (on by default; MMPATH_SLIDE_DIRECT=0 in the environment
+ * at open turns it off): levels of Aperio and generic TIFF slides made of
+ * JPEG tiles are read from the file and decoded here, byte-exact with
+ * OpenSlide 3.4.1's read_region, which composites every tile through cairo
+ * and pixman; regions it cannot prove equal (a level whose downsample puts
+ * the region between pixels, missing tiles, decoding errors) still go
+ * through OpenSlide. Decoded tiles are cached per handle, 128 MiB at most
+ * (MMPATH_SLIDE_CACHE_MB=N at open: N MiB). Set before reading, not while
+ * other threads read. */
+void mm_slide_set_direct(mm_slide *s, int on);
+/* 1 when direct reading is on and covers LEVEL. */
+int mm_slide_direct(const mm_slide *s, int level);
+/* How many read_region calls (or bands of one) the direct path served. */
+int64_t mm_slide_direct_reads(const mm_slide *s);
 
 /* Read W x H pixels of LEVEL whose top-left is level-0 (X, Y) into RGB
  * (W * H * 3 bytes, row-major): byte-exact with OpenSlide's read_region

@@ -68,6 +68,9 @@ const mm_rec *mm_stream_trailer(const mm_stream *s);
 /* Compression level for what follows (default: mm_stream_level(kind) at
  * mm_stream_begin; an explicit level sticks). */
 void mm_stream_set_level(mm_stream *s, int level);
+/* Compress on N threads besides the writer's (mm_zio_set_workers): the
+ * bytes are the same for every N >= 1 (and differ from N = 0). */
+void mm_stream_set_workers(mm_stream *s, int n);
 /* STREAM.md defaults: 1 for tensor-heavy kinds (tiles, features, views),
  * 3 otherwise. */
 int mm_stream_level(const char *kind);

@@ -23,6 +23,10 @@ mm_zio *mm_zio_new(mm_io *io, const char *mode);
 
 /* Compression level for frames started from now on (default 3). */
 void mm_zio_set_level(mm_zio *z, int level);
+/* Compress on N threads of zstd's own besides the caller's (0, the
+ * default: in the caller). Call before writing. The bytes written depend on
+ * whether N is 0, never on which N >= 1. */
+void mm_zio_set_workers(mm_zio *z, int n);
 
 /* Reader: decode frames on N threads (plus one that cuts the input into
  * frames) from the first read on; N <= 1 keeps the serial decoder. Memory:

@@ -18,7 +18,7 @@ D=$MMPATH_TEST_DATA
 CMU=$D/wsi/CMU-1-Small-Region.svs
 TCGA=$D/wsi/tcga-cr-7395-01a-01-ts1.svs
 FIX=$top_srcdir/tests/fixtures/wsi-tile
-plan 66
+plan 76
 
 # meta KEY of the first header of stream $1 (numbers and strings)
 meta() {
@@ -74,6 +74,34 @@ t 'head -c 8 "$T_DIR/cmu.png" | od -An -c | grep -q '\''P   N   G'\''' \
     "CMU-1: --preview writes a PNG"
 t 'grep -q '\''"FeatureCollection"'\'' "$T_DIR/cmu.json" && grep -q '\''"Polygon"'\'' "$T_DIR/cmu.json"' \
     "CMU-1: --geojson writes a FeatureCollection of polygons"
+
+# same_off MSG ARGS...: wsi-tile ARGS writes the same bytes with the direct
+# JPEG-tile reader (lib/slide_tiff.c) as through OpenSlide's read_region
+# (MMPATH_SLIDE_DIRECT=0), on 2 threads against 1
+same_off() {
+    _m=$1
+    shift
+    export MMPATH_SLIDE_DIRECT=0
+    run wsi-tile "$@" -o "$T_DIR/off.mpk"
+    _r0=$rc
+    unset MMPATH_SLIDE_DIRECT
+    run wsi-tile -@ 2 "$@" -o "$T_DIR/on.mpk"
+    t 'test "$_r0 $rc" = "0 0" && cmp -s "$T_DIR/off.mpk" "$T_DIR/on.mpk"' \
+        "$_m: direct reading writes OpenSlide's bytes"
+    rm -f "$T_DIR/off.mpk" "$T_DIR/on.mpk"
+}
+same_off "CMU-1 --mag 20" -q --mag 20 "$CMU"
+same_off "CMU-1 whole grid, step 200 (edges, unaligned)" -q --tissue none --step 200 "$CMU"
+same_off "pyramid TIFF at --mpp 0.5 (level 0)" -q --mpp 0.5 "$D/wsi/derived/CMU-1-Small-Region_pyramid_jpeg.tif"
+same_off "pyramid TIFF at --mpp 2 (level 2, downsample 4.002)" -q --mpp 2 --tissue none \
+    "$D/wsi/derived/CMU-1-Small-Region_pyramid_jpeg.tif"
+run wsi-tile -q --level -5 --mag 20 -o "$T_DIR/l5.mpk" "$CMU"
+run wsi-tile -q --level 3 --mag 20 -o "$T_DIR/l3.mpk" "$CMU"
+a=$(mpk cat -r -f "$T_DIR/l5.mpk" | cksum)
+t 'test "$rc" -eq 0 && test "$(mpk cat -r -f "$T_DIR/l3.mpk" | cksum)" = "$a" && ! cmp -s "$T_DIR/l5.mpk" "$T_DIR/l3.mpk"' \
+    "--level -5 and --level 3: the same records, compressed differently"
+run wsi-tile --level 20 "$CMU"
+is $rc 2 "--level 20: usage error"
 
 # thread-count invariance and --coords-only
 run wsi-tile -q --mag 20 -o "$T_DIR/cmu1.mpk" "$CMU"
@@ -164,9 +192,28 @@ if command -v vips >/dev/null 2>&1 &&
     is "$(meta "$o" patch_size_level0)" 513 "40x copy: patch_size_level0 513 (256 x 0.5 / 0.2495)"
     t 'mpk cat -r "$o" | head -1 | grep -q '\''"shape":\[256,256,3\]'\''' \
         "40x copy: 256 x 256 tiles"
+    same_off "40x copy (area-averaged from level 0)" -q --mpp 0.5 "$T_DIR/cmu40x.tif"
     rm -f "$T_DIR/cmu40x.tif"
 else
-    for i in 1 2 3 4 5; do pass "# SKIP vips CLI (libvips-tools) not available"; done
+    for i in 1 2 3 4 5 6; do pass "# SKIP vips CLI (libvips-tools) not available"; done
+fi
+
+# ---- a pyramid with exact downsamples (2048 x 2560 of CMU-1, 112-px JPEG
+# tiles, levels 2, 4, 8, ...): tiles read at level 2 directly
+if command -v vips >/dev/null 2>&1 &&
+    vips extract_band "$CMU" "$T_DIR/rgb.v" 0 --n 3 2>/dev/null &&
+    vips extract_area "$T_DIR/rgb.v" "$T_DIR/crop.v" 100 200 2048 2560 2>/dev/null &&
+    vips tiffsave "$T_DIR/crop.v" "$T_DIR/pyr.tif" --tile --tile-width 112 --tile-height 112 \
+        --pyramid --compression jpeg --Q 90 --xres 2004.008 --yres 2004.008 2>/dev/null; then
+    rm -f "$T_DIR/rgb.v" "$T_DIR/crop.v"
+    run wsi-tile -q --mpp 2 --size 64 --tissue none -o "$T_DIR/pyr2.mpk" "$T_DIR/pyr.tif"
+    is "$rc $(meta "$T_DIR/pyr2.mpk" patch_level) $(meta "$T_DIR/pyr2.mpk" resample)" "0 2 none" \
+        "exact pyramid --mpp 2: level 2 (downsample 4) read as it is"
+    same_off "exact pyramid, level 2" -q --mpp 2 --size 64 --tissue none "$T_DIR/pyr.tif"
+    same_off "exact pyramid, level 0" -q --mpp 0.5 --tissue none --step 200 "$T_DIR/pyr.tif"
+    rm -f "$T_DIR/pyr.tif"
+else
+    for i in 1 2 3; do pass "# SKIP vips CLI (libvips-tools) not available"; done
 fi
 
 # ---- not slides, broken slides, flat images
