@@ -3,7 +3,7 @@
 # list INSTALL gives). Uses apt-get as root, or sudo; otherwise only checks.
 set -eu
 PKGS="build-essential autoconf automake pkg-config clang zstd groff-base bsdutils zlib1g-dev
-libzstd-dev libmsgpack-dev libxxhash-dev libopenslide-dev libtiff-dev libvips-dev
+libzstd-dev libmsgpack-dev libxxhash-dev libopenslide-dev libtiff-dev libjpeg-dev libvips-dev
 libopenblas-dev libvips-tools python3 python3-zstandard python3-msgpack python3-numpy python3-xxhash"
 missing=
 for p in $PKGS; do
