@@ -42,14 +42,17 @@ static int subname(char *buf, const char *prefix, const char *sub)
     return 0;
 }
 
-/* Columns [I*W, (I+1)*W) of X (B, N, C) as heads (B, H, N, W / H). */
+/* Columns [I*W, (I+1)*W) of X (B, N, C) (contiguous) as heads
+ * (B, H, N, W / H): a strided view, no copy (X viewed as (B, N, C H / W,
+ * W / H), then sliced and transposed). */
 static mm_tensor *heads_of(mm_ctx *ctx, mm_tensor *x, int i, int64_t w,
                            int h)
 {
     if (!x) return NULL;
-    int64_t b = mm_tensor_dim(x, 0), n = mm_tensor_dim(x, 1);
-    mm_tensor *t = mm_tensor_slice(ctx, x, 2, i * w, w);
-    t = mm_tensor_reshape(ctx, t, 4, (int64_t[]){b, n, h, w / h});
+    int64_t b = mm_tensor_dim(x, 0), n = mm_tensor_dim(x, 1),
+            dh = w / h, c = mm_tensor_dim(x, 2);
+    mm_tensor *t = mm_tensor_reshape(ctx, x, 4, (int64_t[]){b, n, c / dh, dh});
+    t = mm_tensor_slice(ctx, t, 2, i * h, h);
     return mm_tensor_transpose(ctx, t, 1, 2);
 }
 
@@ -106,9 +109,9 @@ mm_tensor *mm_mha_forward(mm_ctx *ctx, const mm_mha *m, mm_tensor *x)
     mm_tensor *q = heads_of(ctx, qkv, 0, m->dim, m->heads);
     mm_tensor *k = heads_of(ctx, qkv, 1, m->dim, m->heads);
     mm_tensor *v = heads_of(ctx, qkv, 2, m->dim, m->heads);
-    mm_tensor *att = mm_tensor_matmul(ctx, q, k, 0, 1); /* (B, H, N, N) */
-    att = mm_tensor_softmax(ctx, mm_tensor_scale(ctx, att, 1 / sqrt((double)dh)));
-    mm_tensor *y = merge_heads(ctx, mm_tensor_matmul(ctx, att, v, 0, 0));
+    /* softmax(q k^T / sqrt(dh)) v, fused: no (B, H, N, N) on the tape */
+    mm_tensor *y = merge_heads(
+        ctx, mm_tensor_attention(ctx, q, k, v, 1 / sqrt((double)dh)));
     return mm_tensor_linear(ctx, y, m->proj_w, m->proj_b);
 }
 

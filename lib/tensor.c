@@ -46,7 +46,7 @@ enum {
     OP_ABS, OP_CLAMP, OP_RSQRT, OP_SQUARE, OP_ELU, OP_SILU, OP_SOFTPLUS,
     OP_MAX, OP_CUMSUM, OP_CUMPROD, OP_CONCAT, OP_INDEX_SELECT, OP_GATHER,
     OP_REPEAT, OP_PAD, OP_DROPOUT, OP_CONV1D_DW, OP_CONV2D_DW, OP_COX,
-    OP_TO_DEVICE
+    OP_TO_DEVICE, OP_ATTENTION
 };
 
 struct mm_tensor {
@@ -945,18 +945,26 @@ static void backward_view(mm_tensor *t)
 
 // ---- matmul ------------------------------------------------------------------
 
-static void gemm(mm_dtype dt, int ta, int tb, int m, int n, int k,
-                 const void *a, int lda, const void *b, int ldb, double beta,
-                 void *c, int ldc)
+/* C = ALPHA op(A) op(B) + BETA C, row-major. */
+static void gemm_ab(mm_dtype dt, int ta, int tb, int m, int n, int k,
+                    double alpha, const void *a, int lda, const void *b,
+                    int ldb, double beta, void *c, int ldc)
 {
     enum CBLAS_TRANSPOSE ca = ta ? CblasTrans : CblasNoTrans;
     enum CBLAS_TRANSPOSE cb = tb ? CblasTrans : CblasNoTrans;
     if (dt == MM_F32)
-        cblas_sgemm(CblasRowMajor, ca, cb, m, n, k, 1.0f, a, lda, b, ldb,
-                    (float)beta, c, ldc);
+        cblas_sgemm(CblasRowMajor, ca, cb, m, n, k, (float)alpha, a, lda, b,
+                    ldb, (float)beta, c, ldc);
     else
-        cblas_dgemm(CblasRowMajor, ca, cb, m, n, k, 1.0, a, lda, b, ldb,
+        cblas_dgemm(CblasRowMajor, ca, cb, m, n, k, alpha, a, lda, b, ldb,
                     beta, c, ldc);
+}
+
+static void gemm(mm_dtype dt, int ta, int tb, int m, int n, int k,
+                 const void *a, int lda, const void *b, int ldb, double beta,
+                 void *c, int ldc)
+{
+    gemm_ab(dt, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* One thread pool. The OpenMP threads split a (batched) matmul into
@@ -1750,8 +1758,10 @@ static inline v4f exp4(v4f x)
     return p * (v4f)e;
 }
 
-/* Y = softmax(X) over one contiguous f32 row of N. */
-static void softmax_row_f32(const float *x, float *y, int64_t n)
+/* Y = softmax(X) over one contiguous f32 row of N (X == Y is fine). With
+ * ST, ST[0] = the row's max and ST[1] = 1 / its sum of exponentials, from
+ * which softmax_row_f32_again recomputes Y bit for bit. */
+static void softmax_row_f32(const float *x, float *y, int64_t n, float *st)
 {
     float mx = x[0];
     for (int64_t i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
@@ -1780,6 +1790,36 @@ static void softmax_row_f32(const float *x, float *y, int64_t n)
     float inv = 1 / s;
     _Pragma("omp simd")
     for (int64_t j = 0; j < n; j++) y[j] *= inv;
+    if (st) {
+        st[0] = mx;
+        st[1] = inv;
+    }
+}
+
+/* X = softmax(X) in place from the ST of softmax_row_f32 on the same X:
+ * exp4 works lane by lane, so grouping the row in fours (and padding the
+ * tail) gives the same values as the first pass. */
+static void softmax_row_f32_again(float *x, int64_t n, const float *st)
+{
+    v4f m4 = v4_splat(st[0]);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f v;
+        memcpy(&v, x + i, sizeof v);
+        v = exp4(v - m4);
+        memcpy(x + i, &v, sizeof v);
+    }
+    if (i < n) {
+        float t[4] = {st[0], st[0], st[0], st[0]};
+        memcpy(t, x + i, (size_t)(n - i) * sizeof *t);
+        v4f v;
+        memcpy(&v, t, sizeof v);
+        v = exp4(v - m4);
+        memcpy(x + i, &v, (size_t)(n - i) * sizeof *t);
+    }
+    float inv = st[1];
+    _Pragma("omp simd")
+    for (int64_t j = 0; j < n; j++) x[j] *= inv;
 }
 
 /* Softmax over axis AX of a contiguous tensor: the LEN values of a row are
@@ -1815,7 +1855,8 @@ static mm_tensor *softmax_op(mm_ctx *ctx, int op, const char *name,
         const float *x = a->data;
         float *y = out->data;
         OMP_FOR
-        for (int64_t r = 0; r < rows; r++) softmax_row_f32(x + r * n, y + r * n, n);
+        for (int64_t r = 0; r < rows; r++)
+            softmax_row_f32(x + r * n, y + r * n, n, NULL);
         return record(ctx, out, op, a, NULL, NULL);
     }
     FOR_REAL(a->dtype, {
@@ -2012,6 +2053,282 @@ static void backward_layernorm(mm_tensor *t)
             }
         }
     });
+}
+
+// ---- fused attention -----------------------------------------------------------
+
+/* Offset in elements of batch item I of T (its dims 0 .. ndim - 3). */
+static int64_t batch_off(const mm_tensor *t, int64_t i)
+{
+    int64_t o = 0;
+    for (int d = t->ndim - 3; d >= 0; d--) {
+        o += i % t->ne[d] * t->nb[d];
+        i /= t->ne[d];
+    }
+    return o;
+}
+
+/* The row stride BLAS reads T's matrices with, or 0 when it cannot read
+ * them in place (elements of a row not adjacent, rows overlapping). */
+static int64_t row_ld(const mm_tensor *t)
+{
+    int64_t c = t->ne[t->ndim - 1], r = t->ne[t->ndim - 2];
+    if (c > 1 && t->nb[t->ndim - 1] != 1) return 0;
+    if (r == 1) return c;
+    return t->nb[t->ndim - 2] >= c ? t->nb[t->ndim - 2] : 0;
+}
+
+/* Query rows per block: a block's scores (and in backward their gradient)
+ * take about 256 KB each, so they stay in L2 between the GEMM that writes
+ * them and the softmax and GEMM that read them. */
+static int64_t attn_block(int64_t m, int64_t n, size_t es)
+{
+    int64_t bm = (int64_t)(262144 / es) / n / 16 * 16;
+    if (bm < 16) bm = 16;
+    if (bm > 256) bm = 256;
+    return bm < m ? bm : m;
+}
+
+typedef struct {
+    mm_dtype dt;
+    int64_t batch, m, n, d, dv, bm, nblk;
+    const mm_tensor *q, *k, *v;
+    int64_t ldq, ldk, ldv;
+    double scale;
+} attn_geo;
+
+static attn_geo attn_geometry(const mm_tensor *q, const mm_tensor *k,
+                              const mm_tensor *v, double scale)
+{
+    attn_geo g;
+    int nd = q->ndim;
+    g.dt = q->dtype;
+    g.batch = numel_of(nd - 2, q->ne);
+    g.m = q->ne[nd - 2];
+    g.d = q->ne[nd - 1];
+    g.n = k->ne[nd - 2];
+    g.dv = v->ne[nd - 1];
+    g.bm = attn_block(g.m, g.n, mm_dtype_size(g.dt));
+    g.nblk = (g.m + g.bm - 1) / g.bm;
+    g.q = q;
+    g.k = k;
+    g.v = v;
+    g.ldq = row_ld(q);
+    g.ldk = row_ld(k);
+    g.ldv = row_ld(v);
+    g.scale = scale;
+    return g;
+}
+
+/* S (ROWS x N, contiguous) = scale Q_b[r0 ..] K_b^T. */
+static void attn_scores(const attn_geo *g, int64_t b, int64_t r0,
+                        int64_t rows, void *s)
+{
+    size_t es = mm_dtype_size(g->dt);
+    const char *qp = (const char *)g->q->data +
+                     (batch_off(g->q, b) + r0 * g->ldq) * es;
+    const char *kp = (const char *)g->k->data + batch_off(g->k, b) * es;
+    gemm_ab(g->dt, 0, 1, (int)rows, (int)g->n, (int)g->d, g->scale, qp,
+            (int)g->ldq, kp, (int)g->ldk, 0.0, s, (int)g->n);
+}
+
+/* Softmax of the ROWS rows of S in place. AGAIN = 0: the first pass, which
+ * writes each row's (max, normaliser) to ST; AGAIN = 1: the same values
+ * again from ST (the backward's recomputation, bit for bit). The f64 rows
+ * are the f64 softmax's loop, the f32 ones softmax_row_f32. */
+static void attn_probs(mm_dtype dt, void *s, int64_t rows, int64_t n,
+                       void *st, int again)
+{
+    if (dt == MM_F32) {
+        float *x = s, *t = st;
+        for (int64_t r = 0; r < rows; r++) {
+            if (again) softmax_row_f32_again(x + r * n, n, t + 2 * r);
+            else softmax_row_f32(x + r * n, x + r * n, n, t + 2 * r);
+        }
+        return;
+    }
+    double *x = s, *t = st;
+    for (int64_t r = 0; r < rows; r++) {
+        double *y = x + r * n, mx, sum = 0;
+        if (again) {
+            mx = t[2 * r];
+            sum = t[2 * r + 1];
+        } else {
+            mx = y[0];
+            for (int64_t i = 1; i < n; i++) mx = y[i] > mx ? y[i] : mx;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            y[i] = exp(y[i] - mx);
+            if (!again) sum += y[i];
+        }
+        for (int64_t i = 0; i < n; i++) y[i] /= sum;
+        if (!again) {
+            t[2 * r] = mx;
+            t[2 * r + 1] = sum;
+        }
+    }
+}
+
+/* OpenBLAS on one thread while the OpenMP threads each run their own
+ * GEMMs (see gemm_batch); @return the count to restore. */
+static int blas_single(void)
+{
+    int old = openblas_get_num_threads ? openblas_get_num_threads() : 1;
+    if (old != 1 && openblas_set_num_threads) openblas_set_num_threads(1);
+    return old;
+}
+
+static void blas_restore(int old)
+{
+    if (old != 1 && openblas_set_num_threads) openblas_set_num_threads(old);
+}
+
+static int thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+mm_tensor *mm_tensor_attention(mm_ctx *ctx, mm_tensor *q, mm_tensor *k,
+                               mm_tensor *v, double scale)
+{
+    if (!q || !k || !v) return NULL;
+    if (check_inputs(ctx, "attention", q, k) ||
+        check_inputs(ctx, "attention", q, v))
+        return NULL;
+    int nd = q->ndim;
+    if (nd < 2 || k->ndim != nd || v->ndim != nd)
+        return fail(ctx, "attention: Q, K, V must be of one rank >= 2, got "
+                         "%d, %d, %d", q->ndim, k->ndim, v->ndim);
+    size_t bsz = (size_t)(nd - 2) * sizeof q->ne[0];
+    if (memcmp(q->ne, k->ne, bsz) || memcmp(q->ne, v->ne, bsz))
+        return fail(ctx, "attention: batch dimensions differ");
+    if (k->ne[nd - 1] != q->ne[nd - 1] || v->ne[nd - 2] != k->ne[nd - 2])
+        return fail(ctx, "attention: Q (.., %lld, %lld), K (.., %lld, %lld) "
+                         "and V (.., %lld, %lld) do not fit",
+                    (long long)q->ne[nd - 2], (long long)q->ne[nd - 1],
+                    (long long)k->ne[nd - 2], (long long)k->ne[nd - 1],
+                    (long long)v->ne[nd - 2], (long long)v->ne[nd - 1]);
+    if (q->device == MM_CUDA) {
+        mm_tensor *s = mm_tensor_matmul(ctx, q, k, 0, 1);
+        s = mm_tensor_softmax(ctx, mm_tensor_scale(ctx, s, scale));
+        return mm_tensor_matmul(ctx, s, v, 0, 0);
+    }
+    if (!row_ld(q)) q = mm_tensor_contiguous(ctx, q);
+    if (!row_ld(k)) k = mm_tensor_contiguous(ctx, k);
+    if (!row_ld(v)) v = mm_tensor_contiguous(ctx, v);
+    if (!q || !k || !v) return NULL;
+    attn_geo g = attn_geometry(q, k, v, scale);
+    size_t es = mm_dtype_size(g.dt);
+    int64_t ne[MM_MAX_DIMS];
+    memcpy(ne, q->ne, sizeof ne);
+    ne[nd - 1] = g.dv;
+    mm_tensor *out = tnew_raw(ctx, g.dt, nd, ne);
+    out->aux = arena_alloc(ctx, (size_t)(2 * g.batch * g.m) * es);
+    out->fp = scale;
+    int nt = n_threads();
+    char *scr = arena_alloc(ctx, (size_t)(nt * g.bm * g.n) * es);
+    char *st = out->aux, *o = out->data, *vd = v->data;
+    int64_t tasks = g.batch * g.nblk;
+    int old = blas_single();
+    _Pragma("omp parallel for schedule(static) num_threads(nt)")
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t b = t / g.nblk, r0 = t % g.nblk * g.bm;
+        int64_t rows = g.bm < g.m - r0 ? g.bm : g.m - r0;
+        char *s = scr + (size_t)(thread_num() * g.bm * g.n) * es;
+        attn_scores(&g, b, r0, rows, s);
+        attn_probs(g.dt, s, rows, g.n, st + (size_t)(2 * (b * g.m + r0)) * es,
+                   0);
+        gemm_ab(g.dt, 0, 0, (int)rows, (int)g.dv, (int)g.n, 1.0, s, (int)g.n,
+                vd + batch_off(v, b) * (int64_t)es, (int)g.ldv, 0.0,
+                o + (size_t)((b * g.m + r0) * g.dv) * es, (int)g.dv);
+    }
+    blas_restore(old);
+    return record(ctx, out, OP_ATTENTION, q, k, v);
+}
+
+/* Backward of batch item B, its query blocks in order: P recomputed from
+ * the saved row statistics, then dV += P^T dO, dP = dO V^T,
+ * dS = P (dP - rowsum(dO O)), dQ += scale dS K, dK += scale dS^T Q. GQ,
+ * GK, GV (contiguous, or NULL when not needed); S and DP: scratch of
+ * bm x n each. */
+static void attn_back_item(const attn_geo *g, const mm_tensor *t, int64_t b,
+                           void *gq, void *gk, void *gv, void *s, void *dp)
+{
+    size_t es = mm_dtype_size(g->dt);
+    int64_t n = g->n, d = g->d, dv = g->dv;
+    const char *kp = (const char *)g->k->data + batch_off(g->k, b) * es;
+    const char *vp = (const char *)g->v->data + batch_off(g->v, b) * es;
+    for (int64_t blk = 0; blk < g->nblk; blk++) {
+        int64_t r0 = blk * g->bm, row0 = b * g->m + r0;
+        int64_t rows = g->bm < g->m - r0 ? g->bm : g->m - r0;
+        const char *qp = (const char *)g->q->data +
+                         (batch_off(g->q, b) + r0 * g->ldq) * es;
+        const char *go = (const char *)t->grad->data + row0 * dv * es;
+        const char *op = (const char *)t->data + row0 * dv * es;
+        attn_scores(g, b, r0, rows, s);
+        attn_probs(g->dt, s, rows, n, (char *)t->aux + 2 * row0 * es, 1);
+        if (gv)
+            gemm_ab(g->dt, 1, 0, (int)n, (int)dv, (int)rows, 1.0, s, (int)n,
+                    go, (int)dv, 1.0, (char *)gv + b * n * dv * es, (int)dv);
+        if (!gq && !gk) continue;
+        gemm_ab(g->dt, 0, 1, (int)rows, (int)n, (int)dv, 1.0, go, (int)dv, vp,
+                (int)g->ldv, 0.0, dp, (int)n);
+        FOR_REAL(g->dt, {
+            const real *p = s, *gor = (const real *)go, *orr = (const real *)op;
+            real *ds = dp;
+            for (int64_t r = 0; r < rows; r++) {
+                real dd = 0;
+                for (int64_t c = 0; c < dv; c++)
+                    dd += gor[r * dv + c] * orr[r * dv + c];
+                const real *pr = p + r * n;
+                real *dr = ds + r * n;
+                _Pragma("omp simd")
+                for (int64_t j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - dd);
+            }
+        });
+        if (gq)
+            gemm_ab(g->dt, 0, 0, (int)rows, (int)d, (int)n, g->scale, dp,
+                    (int)n, kp, (int)g->ldk, 1.0,
+                    (char *)gq + row0 * d * es, (int)d);
+        if (gk)
+            gemm_ab(g->dt, 1, 0, (int)n, (int)d, (int)rows, g->scale, dp,
+                    (int)n, qp, (int)g->ldq, 1.0,
+                    (char *)gk + b * n * d * es, (int)d);
+    }
+}
+
+/* Batch items split over the threads, each with one-thread BLAS: every
+ * gradient element is summed in one thread in block order, whatever the
+ * thread count. With fewer items than threads, the items run one by one
+ * and BLAS threads each GEMM. */
+static void backward_attention(mm_tensor *t)
+{
+    mm_tensor *q = t->src[0], *k = t->src[1], *v = t->src[2];
+    attn_geo g = attn_geometry(q, k, v, t->fp);
+    size_t es = mm_dtype_size(g.dt);
+    void *gq = q->requires_grad ? grad_of(t->ctx, q)->data : NULL;
+    void *gk = k->requires_grad ? grad_of(t->ctx, k)->data : NULL;
+    void *gv = v->requires_grad ? grad_of(t->ctx, v)->data : NULL;
+    int nt = n_threads();
+    int par = nt > 1 && g.batch >= nt;
+    size_t per = (size_t)(g.bm * g.n) * es;
+    char *scr = arena_alloc(t->ctx, (par ? nt : 1) * 2 * per);
+    if (!par) {
+        for (int64_t b = 0; b < g.batch; b++)
+            attn_back_item(&g, t, b, gq, gk, gv, scr, scr + per);
+        return;
+    }
+    int old = blas_single();
+    _Pragma("omp parallel for schedule(static) num_threads(nt)")
+    for (int64_t b = 0; b < g.batch; b++) {
+        char *s = scr + (size_t)thread_num() * 2 * per;
+        attn_back_item(&g, t, b, gq, gk, gv, s, s + per);
+    }
+    blas_restore(old);
 }
 
 mm_tensor *mm_tensor_linear(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
@@ -3712,6 +4029,7 @@ int mm_tensor_backward(mm_ctx *ctx, mm_tensor *loss)
             if (t->src[0]->requires_grad) backward_softmax(t);
             break;
         case OP_LAYERNORM: backward_layernorm(t); break;
+        case OP_ATTENTION: backward_attention(t); break;
         case OP_CROSS_ENTROPY:
             if (t->src[0]->requires_grad) backward_cross_entropy(t);
             break;

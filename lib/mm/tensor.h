@@ -315,6 +315,19 @@ mm_tensor *mm_tensor_dropout(mm_ctx *ctx, mm_tensor *x, double p,
 mm_tensor *mm_tensor_alpha_dropout(mm_ctx *ctx, mm_tensor *x, double p,
                                    uint64_t seed, int train);
 
+/* softmax(SCALE Q K^T) V, fused and blocked (flash-attention style on the
+ * CPU): Q (..., M, D), K (..., N, D), V (..., N, Dv) with equal batch dims
+ * (0 to 2 of them); the result is (..., M, Dv). The softmax is over N.
+ * Inputs may be strided views (the last dimension must have stride 1, else
+ * they are copied). The M x N scores are never kept: the forward saves
+ * each row's max and normaliser, and the backward recomputes each block of
+ * probabilities. The forward splits (batch, block of query rows) over the
+ * threads; the backward splits over the batch (each batch item's blocks in
+ * order, so dK and dV sum in a fixed order), and with fewer batch items
+ * than threads runs them one by one on threaded BLAS. On CUDA it is the
+ * composition matmul, scale, softmax, matmul. */
+mm_tensor *mm_tensor_attention(mm_ctx *ctx, mm_tensor *q, mm_tensor *k,
+                               mm_tensor *v, double scale);
 /* Depthwise 1-D convolution along L, no bias, zero padding K/2 each side
  * (K odd, so the length is kept): X (B, C, L) or (B, C, L, D), W (C, K);
  * y[b,c,i,d] = sum_k W[c,k] X[b,c,i+k-K/2,d]. The 4-D form is Nystrom's

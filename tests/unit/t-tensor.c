@@ -389,6 +389,25 @@ static mm_tensor *b_softmax_axis(mm_ctx *c, mm_tensor **in, const void *ud)
                 : mm_tensor_softmax_axis(c, in[0], a[0]);
 }
 
+/* UD: double scale. 3 inputs Q, K, V: mm_tensor_attention. */
+static mm_tensor *b_attention(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    return mm_tensor_attention(c, in[0], in[1], in[2], *(const double *)ud);
+}
+/* One input (B, N, 3 H Dh) cut into head views (B, H, N, Dh) as mm_mha
+ * does (reshape, slice, transpose: strided, no copies); UD as above. */
+static mm_tensor *b_attention_heads(mm_ctx *c, mm_tensor **in,
+                                    const void *ud)
+{
+    int64_t b = mm_tensor_dim(in[0], 0), n = mm_tensor_dim(in[0], 1);
+    mm_tensor *x = mm_tensor_reshape(c, in[0], 4, (int64_t[]){b, n, 6, 2});
+    mm_tensor *h[3];
+    for (int i = 0; i < 3; i++)
+        h[i] = mm_tensor_transpose(c, mm_tensor_slice(c, x, 2, 2 * i, 2), 1,
+                                   2);
+    return mm_tensor_attention(c, h[0], h[1], h[2], *(const double *)ud);
+}
+
 #define S1(a) {1, {a}}
 #define S2(a, b) {2, {a, b}}
 #define S3(a, b, c) {3, {a, b, c}}
@@ -552,6 +571,129 @@ static void test_gradients(void)
             int ud[2] = {smx[k].axis, lg};
             gradcheck(nm, 1, &smx[k].s, 0, b_softmax_axis, ud);
         }
+    double sc = 0.6, sc1 = 1;
+    gradcheck("attention 3-D", 3,
+              (shape[]){S3(2, 5, 3), S3(2, 7, 3), S3(2, 7, 4)}, 0,
+              b_attention, &sc);
+    gradcheck("attention 2-D, scale 1", 3,
+              (shape[]){S2(6, 4), S2(3, 4), S2(3, 5)}, 0, b_attention, &sc1);
+    gradcheck("attention 4-D head views", 1, (shape[]){S3(2, 5, 12)}, 0,
+              b_attention_heads, &sc);
+}
+
+/* mm_tensor_attention against the composition it replaces (matmul, scale,
+ * softmax, matmul) in f32: outputs and the gradients of Q, K and V, at
+ * sizes with several blocks of query rows and a ragged last block; on
+ * head views (strided) too. Max |fused - unfused| / max |unfused|. */
+static void test_attention_vs_unfused(void)
+{
+    static const struct {
+        int64_t b, h, m, n, d, dv;
+        int views;
+    } cs[] = {
+        {1, 1, 5, 9, 4, 3, 0},      /* one block */
+        {2, 3, 130, 1100, 8, 5, 0}, /* 3 blocks, last of 34 rows */
+        {1, 2, 600, 900, 16, 16, 1},/* heads of one (B, N, 3 H Dh) */
+        {1, 1, 300, 1500, 6, 7, 0}, /* batch 1: the sequential backward */
+    };
+    for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++) {
+        int64_t B = cs[ci].b, H = cs[ci].h, M = cs[ci].m, N = cs[ci].n,
+                D = cs[ci].d, DV = cs[ci].dv;
+        int views = cs[ci].views;
+        double scale = 1 / sqrt((double)D);
+        mm_params *p = mm_params_new(MM_F32);
+        mm_tensor *in[3];
+        if (views) /* Q, K, V from one (B, N, 3 H D); M = N */
+            in[0] = mm_params_add(p, "x", 3, (int64_t[]){B, N, 3 * H * D});
+        else {
+            in[0] = mm_params_add(p, "q", 4, (int64_t[]){B, H, M, D});
+            in[1] = mm_params_add(p, "k", 4, (int64_t[]){B, H, N, D});
+            in[2] = mm_params_add(p, "v", 4, (int64_t[]){B, H, N, DV});
+        }
+        if (mm_params_alloc(p)) {
+            ok(0, "attention vs unfused: alloc");
+            mm_params_free(p);
+            continue;
+        }
+        rng_state = 1234 + ci;
+        for (int i = 0; i < mm_params_count(p); i++) {
+            mm_tensor *t = mm_params_get(p, i);
+            for (int64_t j = 0; j < mm_tensor_numel(t); j++)
+                ((float *)mm_tensor_data(t))[j] = (float)(4 * urand() - 2);
+        }
+        int np = mm_params_count(p);
+        int64_t nout = B * H * (views ? N : M) * DV, ntot = 0;
+        for (int i = 0; i < np; i++) ntot += mm_tensor_numel(mm_params_get(p, i));
+        double *res[2][2];
+        for (int f = 0; f < 2; f++) {
+            res[f][0] = malloc((size_t)nout * sizeof(double));
+            res[f][1] = malloc((size_t)ntot * sizeof(double));
+        }
+        double *r = malloc((size_t)nout * sizeof(double));
+        for (int64_t j = 0; j < nout; j++) r[j] = urand() - 0.5;
+        int good = 1;
+        for (int fused = 0; fused < 2; fused++) {
+            mm_ctx *c = mm_ctx_new();
+            mm_params_zero_grad(p);
+            mm_tensor *q = in[0], *k = in[1], *v = in[2];
+            if (views) {
+                mm_tensor *x = mm_tensor_reshape(
+                    c, in[0], 4, (int64_t[]){B, N, 3 * H, D});
+                mm_tensor *hv[3];
+                for (int i = 0; i < 3; i++)
+                    hv[i] = mm_tensor_transpose(
+                        c, mm_tensor_slice(c, x, 2, i * H, H), 1, 2);
+                q = hv[0], k = hv[1], v = hv[2];
+            }
+            mm_tensor *y;
+            if (fused) y = mm_tensor_attention(c, q, k, v, scale);
+            else {
+                y = mm_tensor_matmul(c, q, k, 0, 1);
+                y = mm_tensor_softmax(c, mm_tensor_scale(c, y, scale));
+                y = mm_tensor_matmul(c, y, v, 0, 0);
+            }
+            mm_tensor *rt = mm_tensor_new(c, MM_F32, 4,
+                                          (int64_t[]){B, H, views ? N : M, DV});
+            if (rt) mm_tensor_set_f64(rt, r, nout);
+            mm_tensor *loss = mm_tensor_sum_all(c, mm_tensor_mul(c, y, rt));
+            if (!loss || mm_tensor_backward(c, loss) ||
+                mm_tensor_get_f64(y, res[fused][0], nout)) {
+                good = 0;
+                mm_ctx_free(c);
+                break;
+            }
+            int64_t off = 0;
+            for (int i = 0; i < np; i++) {
+                mm_tensor *g = mm_tensor_grad(mm_params_get(p, i));
+                int64_t n = mm_tensor_numel(g);
+                mm_tensor_get_f64(g, res[fused][1] + off, n);
+                off += n;
+            }
+            mm_ctx_free(c);
+        }
+        double rel[2] = {INFINITY, INFINITY};
+        for (int w = 0; w < 2 && good; w++) {
+            int64_t n = w ? ntot : nout;
+            double mx = 0, md = 0;
+            for (int64_t j = 0; j < n; j++) {
+                mx = fmax(mx, fabs(res[0][w][j]));
+                md = fmax(md, fabs(res[1][w][j] - res[0][w][j]));
+            }
+            rel[w] = mx > 0 ? md / mx : INFINITY;
+        }
+        ok(rel[0] < 1e-5 && rel[1] < 1e-5,
+           "attention (%lld, %lld, %lld, %lld) x (%lld, %lld)%s vs unfused: "
+           "output %.2e, gradients %.2e",
+           (long long)B, (long long)H, (long long)M, (long long)N,
+           (long long)D, (long long)DV, views ? " head views" : "", rel[0],
+           rel[1]);
+        for (int f = 0; f < 2; f++) {
+            free(res[f][0]);
+            free(res[f][1]);
+        }
+        free(r);
+        mm_params_free(p);
+    }
 }
 
 // ---- forward values ------------------------------------------------------------
@@ -1167,6 +1309,7 @@ int main(void)
     test_forward_more();
     test_views();
     test_gradients();
+    test_attention_vs_unfused();
     test_arena_and_determinism();
     test_adam();
     test_thread_independence();
