@@ -18,6 +18,10 @@
 #include <string.h>
 #include <tgmath.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 #include "mm/rng.h"
 #include "mm/tensor.h"
 #ifdef MM_HAVE_CUDA
@@ -1758,11 +1762,126 @@ static inline v4f exp4(v4f x)
     return p * (v4f)e;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The same softmax rows in AVX-512 lanes (16 floats), picked at run time:
+ * the library is built for baseline x86-64, where exp4 runs in SSE2.
+ * exp16 does exp4's operations in the same order (no FMA: -std=c11 keeps
+ * GCC from contracting them), so each lane gives exp4's bits; only the
+ * sum of a row runs 16 lanes wide (folded to 4 lanes, then summed as the
+ * SSE2 path does). */
+#define MM_AVX512 __attribute__((target("avx512f")))
+
+static int have_avx512(void)
+{
+    static int have = -1;
+    if (have < 0) have = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return have;
+}
+
+#define S16 _mm512_set1_ps
+MM_AVX512 static inline __m512 exp16(__m512 x)
+{
+    /* max/min with the bound first: a NaN in X stays NaN, as in exp4 */
+    x = _mm512_max_ps(S16(-87.3f), x);
+    x = _mm512_min_ps(S16(88.3f), x);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, S16(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT |
+                                        _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, S16(0.693359375f)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(n, S16(-2.12194440e-4f)));
+    __m512 z = _mm512_mul_ps(r, r);
+    __m512 p = S16(1.9875691500e-4f);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(1.3981999507e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(8.3334519073e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(4.1665795894e-2f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(1.6666665459e-1f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(5.0000001201e-1f));
+    p = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, z), r), S16(1.0f));
+    return _mm512_scalef_ps(p, n); /* p 2^n, exact as exp4's multiply */
+}
+
+/* Sum of 16 lanes: folded to 4 lanes, then (a0 + a1) + (a2 + a3). */
+MM_AVX512 static inline float hsum16(__m512 a)
+{
+    __m128 q = _mm_add_ps(_mm_add_ps(_mm512_extractf32x4_ps(a, 0),
+                                     _mm512_extractf32x4_ps(a, 1)),
+                          _mm_add_ps(_mm512_extractf32x4_ps(a, 2),
+                                     _mm512_extractf32x4_ps(a, 3)));
+    float f[4];
+    _mm_storeu_ps(f, q);
+    return (f[0] + f[1]) + (f[2] + f[3]);
+}
+
+static inline __mmask16 tail_mask(int64_t left)
+{
+    return (__mmask16)((1u << left) - 1);
+}
+
+MM_AVX512 static void softmax_row_f32_512(const float *x, float *y,
+                                          int64_t n, float *st)
+{
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
+    if (i < n)
+        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY),
+                                                  tail_mask(n - i), x + i));
+    float mx = _mm512_reduce_max_ps(m);
+    __m512 m16 = _mm512_set1_ps(mx), acc = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 v = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), m16));
+        _mm512_storeu_ps(y + i, v);
+        acc = _mm512_add_ps(acc, v);
+    }
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        __m512 v = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m16));
+        _mm512_mask_storeu_ps(y + i, k, v);
+        acc = _mm512_mask_add_ps(acc, k, acc, v);
+    }
+    float inv = 1 / hsum16(acc);
+    __m512 i16 = _mm512_set1_ps(inv);
+    for (i = 0; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), i16));
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        _mm512_mask_storeu_ps(y + i, k,
+                              _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + i), i16));
+    }
+    if (st) {
+        st[0] = mx;
+        st[1] = inv;
+    }
+}
+
+MM_AVX512 static void softmax_row_f32_again_512(float *x, int64_t n,
+                                                const float *st)
+{
+    __m512 m16 = _mm512_set1_ps(st[0]), i16 = _mm512_set1_ps(st[1]);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), m16));
+        _mm512_storeu_ps(x + i, _mm512_mul_ps(v, i16));
+    }
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        __m512 v = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m16));
+        _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(v, i16));
+    }
+}
+#endif
+
 /* Y = softmax(X) over one contiguous f32 row of N (X == Y is fine). With
  * ST, ST[0] = the row's max and ST[1] = 1 / its sum of exponentials, from
  * which softmax_row_f32_again recomputes Y bit for bit. */
 static void softmax_row_f32(const float *x, float *y, int64_t n, float *st)
 {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (have_avx512()) {
+        softmax_row_f32_512(x, y, n, st);
+        return;
+    }
+#endif
     float mx = x[0];
     for (int64_t i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
     v4f acc = v4_splat(0), m4 = v4_splat(mx);
@@ -1801,6 +1920,12 @@ static void softmax_row_f32(const float *x, float *y, int64_t n, float *st)
  * tail) gives the same values as the first pass. */
 static void softmax_row_f32_again(float *x, int64_t n, const float *st)
 {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (have_avx512()) {
+        softmax_row_f32_again_512(x, n, st);
+        return;
+    }
+#endif
     v4f m4 = v4_splat(st[0]);
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) {
