@@ -264,12 +264,14 @@ mm_tensor *mm_nystrom_forward(mm_ctx *ctx, const mm_nystrom *m,
     mm_tensor *q3 = mm_tensor_reshape(ctx, q, 3, flat);
     mm_tensor *k3 = mm_tensor_reshape(ctx, k, 3, flat);
     mm_tensor *v3 = mm_tensor_reshape(ctx, v, 3, flat);
-    mm_tensor *a1 = mm_tensor_softmax(ctx, mm_tensor_matmul(ctx, q3, kl, 0, 1));
+    /* attn1 = softmax(q k_l^T) (N' x M), attn2 = softmax(q_l k_l^T),
+     * attn3 = softmax(q_l k^T) (M x N'); out = (attn1 pinv(attn2))
+     * (attn3 v). The two outer products are fused attentions (q is
+     * scaled already: scale 1), so neither N' x M matrix is kept. */
     mm_tensor *a2 = mm_tensor_softmax(ctx, mm_tensor_matmul(ctx, ql, kl, 0, 1));
-    mm_tensor *a3 = mm_tensor_softmax(ctx, mm_tensor_matmul(ctx, ql, k3, 0, 1));
     mm_tensor *a2i = mm_nn_pinv(ctx, a2, m->pinv_iters);
-    mm_tensor *out = mm_tensor_matmul(ctx, mm_tensor_matmul(ctx, a1, a2i, 0, 0),
-                                      mm_tensor_matmul(ctx, a3, v3, 0, 0), 0, 0);
+    mm_tensor *out = mm_tensor_matmul(ctx, mm_tensor_attention(ctx, q3, kl, a2i, 1),
+                                      mm_tensor_attention(ctx, ql, k3, v3, 1), 0, 0);
     out = mm_tensor_reshape(ctx, out, 4, (int64_t[]){b, h, np, dh});
     if (m->res_w) {
         mm_tensor *w = mm_tensor_reshape(ctx, m->res_w, 2,

@@ -2204,12 +2204,14 @@ static int64_t row_ld(const mm_tensor *t)
 }
 
 /* Query rows per block: a block's scores (and in backward their gradient)
- * take about 256 KB each, so they stay in L2 between the GEMM that writes
- * them and the softmax and GEMM that read them. */
+ * take about 1 MiB each, so they stay in L2/L3 between the GEMM that
+ * writes them and the softmax and GEMM that read them; at least 64 rows,
+ * since the backward's dV and dK are updates of rank = the block's rows
+ * (a thin rank makes those GEMMs mostly packing and memory traffic). */
 static int64_t attn_block(int64_t m, int64_t n, size_t es)
 {
-    int64_t bm = (int64_t)(262144 / es) / n / 16 * 16;
-    if (bm < 16) bm = 16;
+    int64_t bm = (int64_t)(((size_t)1 << 20) / es) / n / 16 * 16;
+    if (bm < 64) bm = 64;
     if (bm > 256) bm = 256;
     return bm < m ? bm : m;
 }
