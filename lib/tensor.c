@@ -1394,6 +1394,178 @@ static void backward_binary(mm_tensor *t)
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* AVX-512 kernels (16 floats), picked at run time: the library is built
+ * for baseline x86-64. The f32 softmax rows: where exp4 (below) runs in SSE2,
+ * exp16 does exp4's operations in the same order (no FMA: -std=c11 keeps
+ * GCC from contracting them), so each lane gives exp4's bits; only the
+ * sum of a row runs 16 lanes wide (folded to 4 lanes, then summed as the
+ * SSE2 path does). */
+#define MM_AVX512 __attribute__((target("avx512f")))
+
+static int have_avx512(void)
+{
+    static int have = -1;
+    if (have < 0) have = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return have;
+}
+
+#define S16 _mm512_set1_ps
+MM_AVX512 static inline __m512 exp16(__m512 x)
+{
+    /* max/min with the bound first: a NaN in X stays NaN, as in exp4 */
+    x = _mm512_max_ps(S16(-87.3f), x);
+    x = _mm512_min_ps(S16(88.3f), x);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, S16(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT |
+                                        _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, S16(0.693359375f)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(n, S16(-2.12194440e-4f)));
+    __m512 z = _mm512_mul_ps(r, r);
+    __m512 p = S16(1.9875691500e-4f);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(1.3981999507e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(8.3334519073e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(4.1665795894e-2f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(1.6666665459e-1f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(5.0000001201e-1f));
+    p = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, z), r), S16(1.0f));
+    return _mm512_scalef_ps(p, n); /* p 2^n, exact as exp4's multiply */
+}
+
+/* Sum of 16 lanes: folded to 4 lanes, then (a0 + a1) + (a2 + a3). */
+MM_AVX512 static inline float hsum16(__m512 a)
+{
+    __m128 q = _mm_add_ps(_mm_add_ps(_mm512_extractf32x4_ps(a, 0),
+                                     _mm512_extractf32x4_ps(a, 1)),
+                          _mm_add_ps(_mm512_extractf32x4_ps(a, 2),
+                                     _mm512_extractf32x4_ps(a, 3)));
+    float f[4];
+    _mm_storeu_ps(f, q);
+    return (f[0] + f[1]) + (f[2] + f[3]);
+}
+
+static inline __mmask16 tail_mask(int64_t left)
+{
+    return (__mmask16)((1u << left) - 1);
+}
+
+MM_AVX512 static void softmax_row_f32_512(const float *x, float *y,
+                                          int64_t n, float *st)
+{
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
+    if (i < n)
+        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY),
+                                                  tail_mask(n - i), x + i));
+    float mx = _mm512_reduce_max_ps(m);
+    __m512 m16 = _mm512_set1_ps(mx), acc = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 v = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), m16));
+        _mm512_storeu_ps(y + i, v);
+        acc = _mm512_add_ps(acc, v);
+    }
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        __m512 v = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m16));
+        _mm512_mask_storeu_ps(y + i, k, v);
+        acc = _mm512_mask_add_ps(acc, k, acc, v);
+    }
+    float inv = 1 / hsum16(acc);
+    __m512 i16 = _mm512_set1_ps(inv);
+    for (i = 0; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), i16));
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        _mm512_mask_storeu_ps(y + i, k,
+                              _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + i), i16));
+    }
+    if (st) {
+        st[0] = mx;
+        st[1] = inv;
+    }
+}
+
+MM_AVX512 static void softmax_row_f32_again_512(float *x, int64_t n,
+                                                const float *st)
+{
+    __m512 m16 = _mm512_set1_ps(st[0]), i16 = _mm512_set1_ps(st[1]);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), m16));
+        _mm512_storeu_ps(x + i, _mm512_mul_ps(v, i16));
+    }
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        __m512 v = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m16));
+        _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(v, i16));
+    }
+}
+
+/* GELU (erf form) on 16 lanes: Phi(x) = erfc(-x / sqrt 2) / 2 with
+ * erfc(|z|) = t P(t) exp(-z^2), t = 1 / (1 + p |z|) (Abramowitz-Stegun
+ * 7.1.26, |error| < 1.5e-7 in erf), and exp16. Scalar libm erff was 5% of
+ * a transformer step. D (backward only): Phi(x) + x phi(x), where
+ * phi(x) = exp(-z^2) / sqrt(2 pi) shares the exponential. */
+MM_AVX512 static inline __m512 phi16(__m512 x, __m512 *dcdf)
+{
+    __m512 z = _mm512_mul_ps(x, S16(0.70710678118654752440f));
+    __m512 az = _mm512_abs_ps(z);
+    __m512 t = _mm512_div_ps(S16(1.0f),
+                             _mm512_fmadd_ps(az, S16(0.3275911f), S16(1.0f)));
+    __m512 p = S16(1.061405429f);
+    p = _mm512_fmadd_ps(p, t, S16(-1.453152027f));
+    p = _mm512_fmadd_ps(p, t, S16(1.421413741f));
+    p = _mm512_fmadd_ps(p, t, S16(-0.284496736f));
+    p = _mm512_fmadd_ps(p, t, S16(0.254829592f));
+    __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), az), az));
+    __m512 half_erfc = _mm512_mul_ps(_mm512_mul_ps(p, t),
+                                     _mm512_mul_ps(e, S16(0.5f)));
+    __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
+    __m512 cdf = _mm512_mask_blend_ps(neg, _mm512_sub_ps(S16(1.0f), half_erfc),
+                                      half_erfc);
+    if (dcdf)
+        *dcdf = _mm512_fmadd_ps(_mm512_mul_ps(x, e),
+                                S16(0.39894228040143267794f), cdf);
+    return cdf;
+}
+
+/* Y = gelu(X) over N floats. */
+MM_AVX512 static void gelu_f32_512(const float *x, float *y, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(v, phi16(v, NULL)));
+    }
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(v, phi16(v, NULL)));
+    }
+}
+
+/* GX += G gelu'(X) over N floats. */
+MM_AVX512 static void gelu_back_f32_512(const float *x, const float *g,
+                                        float *gx, int64_t n)
+{
+    int64_t i = 0;
+    __m512 d;
+    for (; i + 16 <= n; i += 16) {
+        phi16(_mm512_loadu_ps(x + i), &d);
+        _mm512_storeu_ps(gx + i, _mm512_fmadd_ps(_mm512_loadu_ps(g + i), d,
+                                                 _mm512_loadu_ps(gx + i)));
+    }
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        phi16(_mm512_maskz_loadu_ps(k, x + i), &d);
+        _mm512_mask_storeu_ps(gx + i, k,
+                              _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, g + i), d,
+                                              _mm512_maskz_loadu_ps(k, gx + i)));
+    }
+}
+#endif
+
 // ---- unary ops -----------------------------------------------------------------
 
 static mm_tensor *unary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
@@ -1412,6 +1584,15 @@ static mm_tensor *unary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
         if (cu_check(ctx, name, mm__cu_unary(cu_op(op), out->data, a->data,
                                              n, (float)s, (float)s2)))
             return NULL;
+        return record(ctx, out, op, a, NULL, NULL);
+    }
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (op == OP_GELU && a->dtype == MM_F32 && have_avx512()) {
+        const float *x = a->data;
+        float *y = out->data;
+        OMP_FOR for (int64_t i = 0; i < n; i += 4096)
+            gelu_f32_512(x + i, y + i, n - i < 4096 ? n - i : 4096);
         return record(ctx, out, op, a, NULL, NULL);
     }
 #endif
@@ -1558,6 +1739,15 @@ static void backward_unary(mm_tensor *t)
                  mm__cu_unary_back(cu_op(op), grad_of(t->ctx, a)->data,
                                    a->data, t->data, t->grad->data, n,
                                    (float)t->fp, (float)t->fq));
+        return;
+    }
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (op == OP_GELU && t->dtype == MM_F32 && have_avx512()) {
+        const float *x = a->data, *g = t->grad->data;
+        float *gx = grad_of(t->ctx, a)->data;
+        OMP_FOR for (int64_t i = 0; i < n; i += 4096)
+            gelu_back_f32_512(x + i, g + i, gx + i, n - i < 4096 ? n - i : 4096);
         return;
     }
 #endif
@@ -1762,114 +1952,6 @@ static inline v4f exp4(v4f x)
     return p * (v4f)e;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-/* The same softmax rows in AVX-512 lanes (16 floats), picked at run time:
- * the library is built for baseline x86-64, where exp4 runs in SSE2.
- * exp16 does exp4's operations in the same order (no FMA: -std=c11 keeps
- * GCC from contracting them), so each lane gives exp4's bits; only the
- * sum of a row runs 16 lanes wide (folded to 4 lanes, then summed as the
- * SSE2 path does). */
-#define MM_AVX512 __attribute__((target("avx512f")))
-
-static int have_avx512(void)
-{
-    static int have = -1;
-    if (have < 0) have = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    return have;
-}
-
-#define S16 _mm512_set1_ps
-MM_AVX512 static inline __m512 exp16(__m512 x)
-{
-    /* max/min with the bound first: a NaN in X stays NaN, as in exp4 */
-    x = _mm512_max_ps(S16(-87.3f), x);
-    x = _mm512_min_ps(S16(88.3f), x);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, S16(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT |
-                                        _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, S16(0.693359375f)));
-    r = _mm512_sub_ps(r, _mm512_mul_ps(n, S16(-2.12194440e-4f)));
-    __m512 z = _mm512_mul_ps(r, r);
-    __m512 p = S16(1.9875691500e-4f);
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(1.3981999507e-3f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(8.3334519073e-3f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(4.1665795894e-2f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(1.6666665459e-1f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(5.0000001201e-1f));
-    p = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, z), r), S16(1.0f));
-    return _mm512_scalef_ps(p, n); /* p 2^n, exact as exp4's multiply */
-}
-
-/* Sum of 16 lanes: folded to 4 lanes, then (a0 + a1) + (a2 + a3). */
-MM_AVX512 static inline float hsum16(__m512 a)
-{
-    __m128 q = _mm_add_ps(_mm_add_ps(_mm512_extractf32x4_ps(a, 0),
-                                     _mm512_extractf32x4_ps(a, 1)),
-                          _mm_add_ps(_mm512_extractf32x4_ps(a, 2),
-                                     _mm512_extractf32x4_ps(a, 3)));
-    float f[4];
-    _mm_storeu_ps(f, q);
-    return (f[0] + f[1]) + (f[2] + f[3]);
-}
-
-static inline __mmask16 tail_mask(int64_t left)
-{
-    return (__mmask16)((1u << left) - 1);
-}
-
-MM_AVX512 static void softmax_row_f32_512(const float *x, float *y,
-                                          int64_t n, float *st)
-{
-    __m512 m = _mm512_set1_ps(-INFINITY);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
-    if (i < n)
-        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY),
-                                                  tail_mask(n - i), x + i));
-    float mx = _mm512_reduce_max_ps(m);
-    __m512 m16 = _mm512_set1_ps(mx), acc = _mm512_setzero_ps();
-    for (i = 0; i + 16 <= n; i += 16) {
-        __m512 v = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), m16));
-        _mm512_storeu_ps(y + i, v);
-        acc = _mm512_add_ps(acc, v);
-    }
-    if (i < n) {
-        __mmask16 k = tail_mask(n - i);
-        __m512 v = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m16));
-        _mm512_mask_storeu_ps(y + i, k, v);
-        acc = _mm512_mask_add_ps(acc, k, acc, v);
-    }
-    float inv = 1 / hsum16(acc);
-    __m512 i16 = _mm512_set1_ps(inv);
-    for (i = 0; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), i16));
-    if (i < n) {
-        __mmask16 k = tail_mask(n - i);
-        _mm512_mask_storeu_ps(y + i, k,
-                              _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + i), i16));
-    }
-    if (st) {
-        st[0] = mx;
-        st[1] = inv;
-    }
-}
-
-MM_AVX512 static void softmax_row_f32_again_512(float *x, int64_t n,
-                                                const float *st)
-{
-    __m512 m16 = _mm512_set1_ps(st[0]), i16 = _mm512_set1_ps(st[1]);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 v = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), m16));
-        _mm512_storeu_ps(x + i, _mm512_mul_ps(v, i16));
-    }
-    if (i < n) {
-        __mmask16 k = tail_mask(n - i);
-        __m512 v = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m16));
-        _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(v, i16));
-    }
-}
-#endif
 
 /* Y = softmax(X) over one contiguous f32 row of N (X == Y is fine). With
  * ST, ST[0] = the row's max and ST[1] = 1 / its sum of exponentials, from
