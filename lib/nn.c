@@ -254,8 +254,10 @@ mm_tensor *mm_nystrom_forward(mm_ctx *ctx, const mm_nystrom *m,
     mm_tensor *xp = pad ? mm_tensor_pad(ctx, x, 1, pad, 0) : x;
     mm_tensor *qkv = mm_tensor_linear(ctx, xp, m->qkv_w, NULL);
     mm_tensor *q = heads_of(ctx, qkv, 0, inner, (int)h); /* (B, H, N', Dh) */
-    mm_tensor *k = heads_of(ctx, qkv, 1, inner, (int)h);
-    mm_tensor *v = heads_of(ctx, qkv, 2, inner, (int)h);
+    /* k and v: one contiguous copy each for their two uses (landmarks and
+     * k3; v3 and the residual conv) */
+    mm_tensor *k = mm_tensor_contiguous(ctx, heads_of(ctx, qkv, 1, inner, (int)h));
+    mm_tensor *v = mm_tensor_contiguous(ctx, heads_of(ctx, qkv, 2, inner, (int)h));
     q = mm_tensor_scale(ctx, q, 1 / sqrt((double)dh));
     /* landmarks: means of l consecutive rows, in (B H, M, Dh) */
     const int64_t grp[4] = {b * h, lm, l, dh}, flat[3] = {b * h, np, dh};

@@ -640,6 +640,16 @@ static mm_tensor *grad_of(mm_ctx *ctx, mm_tensor *t)
     return t->grad;
 }
 
+/* grad_of for a kernel that can write its first contribution instead of
+ * adding it: a new CPU gradient is left uninitialised and *FRESH set (the
+ * zero-fill of every gradient was 4% of a TransMIL step). */
+static mm_tensor *grad_of_fresh(mm_ctx *ctx, mm_tensor *t, int *fresh)
+{
+    *fresh = !t->grad && t->device == MM_CPU;
+    if (*fresh) t->grad = tnew_raw(ctx, t->dtype, t->ndim, t->ne);
+    return grad_of(ctx, t);
+}
+
 static int norm_axis(int axis, int ndim)
 {
     if (axis < 0) axis += ndim;
@@ -905,6 +915,16 @@ static void backward_to_device(mm_tensor *t)
 static void backward_view(mm_tensor *t)
 {
     mm_tensor *a = t->src[0];
+    if ((t->op == OP_VIEW_RESHAPE || t->op == OP_CONT) && !a->grad) {
+        /* the gradient of A is T's in A's shape, element for element:
+         * share T's buffer (T's own backward is done) instead of a zeroed
+         * copy plus an add */
+        mm_tensor *g = header(t->ctx, a->dtype, a->ndim, a->ne);
+        g->data = t->grad->data;
+        g->device = t->grad->device;
+        a->grad = g;
+        return;
+    }
     mm_tensor *ga = grad_of(t->ctx, a);
     int64_t n = mm_tensor_numel(t);
     if (t->op == OP_VIEW_RESHAPE || t->op == OP_CONT) {
@@ -1175,24 +1195,38 @@ static void backward_matmul(mm_tensor *t)
 #endif
     const char *gc = t->grad->data;
     /* a shared operand's grad sums over the batches in order (beta = 1
-     * accumulates; gemm_batch keeps that order) */
+     * accumulates; gemm_batch keeps that order); a new gradient is
+     * written with beta = 0, or zeroed first when shared */
+    size_t es = mm_dtype_size(a->dtype);
     if (a->requires_grad) {
-        char *ga = grad_of(t->ctx, a)->data;
+        int fresh;
+        char *ga = grad_of_fresh(t->ctx, a, &fresh)->data;
+        double beta = fresh ? 0.0 : 1.0;
+        if (fresh && g.sa == 0 && g.batch > 1) {
+            memset(ga, 0, (size_t)mm_tensor_numel(a) * es);
+            beta = 1.0;
+        }
         if (!ta) /* dA = dC op(B)^T */
             gemm_batch(a->dtype, 0, !tb, g.batch, M, K, N, gc, g.m * g.n, N,
-                       b->data, g.sb, ldb, 1.0, ga, g.sa, K);
+                       b->data, g.sb, ldb, beta, ga, g.sa, K);
         else     /* dA = op(B) dC^T */
             gemm_batch(a->dtype, tb, 1, g.batch, K, M, N, b->data, g.sb, ldb,
-                       gc, g.m * g.n, N, 1.0, ga, g.sa, M);
+                       gc, g.m * g.n, N, beta, ga, g.sa, M);
     }
     if (b->requires_grad) {
-        char *gb = grad_of(t->ctx, b)->data;
+        int fresh;
+        char *gb = grad_of_fresh(t->ctx, b, &fresh)->data;
+        double beta = fresh ? 0.0 : 1.0;
+        if (fresh && g.sb == 0 && g.batch > 1) {
+            memset(gb, 0, (size_t)mm_tensor_numel(b) * es);
+            beta = 1.0;
+        }
         if (!tb) /* dB = op(A)^T dC */
             gemm_batch(a->dtype, !ta, 0, g.batch, K, N, M, a->data, g.sa, lda,
-                       gc, g.m * g.n, N, 1.0, gb, g.sb, N);
+                       gc, g.m * g.n, N, beta, gb, g.sb, N);
         else     /* dB = dC^T op(A) */
             gemm_batch(a->dtype, 1, ta, g.batch, N, K, M, gc, g.m * g.n, N,
-                       a->data, g.sa, lda, 1.0, gb, g.sb, K);
+                       a->data, g.sa, lda, beta, gb, g.sb, K);
     }
 }
 
@@ -2462,10 +2496,12 @@ mm_tensor *mm_tensor_attention(mm_ctx *ctx, mm_tensor *q, mm_tensor *k,
 /* Backward of batch item B, its query blocks in order: P recomputed from
  * the saved row statistics, then dV += P^T dO, dP = dO V^T,
  * dS = P (dP - rowsum(dO O)), dQ += scale dS K, dK += scale dS^T Q. GQ,
- * GK, GV (contiguous, or NULL when not needed); S and DP: scratch of
- * bm x n each. */
+ * GK, GV (contiguous, or NULL when not needed); FRESH[i]: that gradient is
+ * new and uninitialised, so its first contribution is written (beta 0);
+ * S and DP: scratch of bm x n each. */
 static void attn_back_item(const attn_geo *g, const mm_tensor *t, int64_t b,
-                           void *gq, void *gk, void *gv, void *s, void *dp)
+                           void *gq, void *gk, void *gv, const int fresh[3],
+                           void *s, void *dp)
 {
     size_t es = mm_dtype_size(g->dt);
     int64_t n = g->n, d = g->d, dv = g->dv;
@@ -2480,9 +2516,11 @@ static void attn_back_item(const attn_geo *g, const mm_tensor *t, int64_t b,
         const char *op = (const char *)t->data + row0 * dv * es;
         attn_scores(g, b, r0, rows, s);
         attn_probs(g->dt, s, rows, n, (char *)t->aux + 2 * row0 * es, 1);
+        double first = blk == 0 ? 0.0 : 1.0; /* beta of a fresh dK, dV */
         if (gv)
             gemm_ab(g->dt, 1, 0, (int)n, (int)dv, (int)rows, 1.0, s, (int)n,
-                    go, (int)dv, 1.0, (char *)gv + b * n * dv * es, (int)dv);
+                    go, (int)dv, fresh[2] ? first : 1.0,
+                    (char *)gv + b * n * dv * es, (int)dv);
         if (!gq && !gk) continue;
         gemm_ab(g->dt, 0, 1, (int)rows, (int)n, (int)dv, 1.0, go, (int)dv, vp,
                 (int)g->ldv, 0.0, dp, (int)n);
@@ -2501,11 +2539,11 @@ static void attn_back_item(const attn_geo *g, const mm_tensor *t, int64_t b,
         });
         if (gq)
             gemm_ab(g->dt, 0, 0, (int)rows, (int)d, (int)n, g->scale, dp,
-                    (int)n, kp, (int)g->ldk, 1.0,
+                    (int)n, kp, (int)g->ldk, fresh[0] ? 0.0 : 1.0,
                     (char *)gq + row0 * d * es, (int)d);
         if (gk)
             gemm_ab(g->dt, 1, 0, (int)n, (int)d, (int)rows, g->scale, dp,
-                    (int)n, qp, (int)g->ldq, 1.0,
+                    (int)n, qp, (int)g->ldq, fresh[1] ? first : 1.0,
                     (char *)gk + b * n * d * es, (int)d);
     }
 }
@@ -2519,23 +2557,32 @@ static void backward_attention(mm_tensor *t)
     mm_tensor *q = t->src[0], *k = t->src[1], *v = t->src[2];
     attn_geo g = attn_geometry(q, k, v, t->fp);
     size_t es = mm_dtype_size(g.dt);
-    void *gq = q->requires_grad ? grad_of(t->ctx, q)->data : NULL;
-    void *gk = k->requires_grad ? grad_of(t->ctx, k)->data : NULL;
-    void *gv = v->requires_grad ? grad_of(t->ctx, v)->data : NULL;
+    int fresh[3] = {0, 0, 0};
+    void *gq = q->requires_grad ? grad_of_fresh(t->ctx, q, &fresh[0])->data : NULL;
+    void *gk = k->requires_grad ? grad_of_fresh(t->ctx, k, &fresh[1])->data : NULL;
+    void *gv = v->requires_grad ? grad_of_fresh(t->ctx, v, &fresh[2])->data : NULL;
+    if (q == k || q == v || k == v) /* one gradient for two inputs: the
+                                        contributions interleave, so zero */
+        for (int i = 0; i < 3; i++)
+            if (fresh[i]) {
+                mm_tensor *x = t->src[i];
+                memset(x->grad->data, 0, (size_t)mm_tensor_numel(x) * es);
+                fresh[i] = 0;
+            }
     int nt = n_threads();
     int par = nt > 1 && g.batch >= nt;
     size_t per = (size_t)(g.bm * g.n) * es;
     char *scr = arena_alloc(t->ctx, (par ? nt : 1) * 2 * per);
     if (!par) {
         for (int64_t b = 0; b < g.batch; b++)
-            attn_back_item(&g, t, b, gq, gk, gv, scr, scr + per);
+            attn_back_item(&g, t, b, gq, gk, gv, fresh, scr, scr + per);
         return;
     }
     int old = blas_single();
     _Pragma("omp parallel for schedule(static) num_threads(nt)")
     for (int64_t b = 0; b < g.batch; b++) {
         char *s = scr + (size_t)thread_num() * 2 * per;
-        attn_back_item(&g, t, b, gq, gk, gv, s, s + per);
+        attn_back_item(&g, t, b, gq, gk, gv, fresh, s, s + per);
     }
     blas_restore(old);
 }

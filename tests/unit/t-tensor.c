@@ -394,6 +394,22 @@ static mm_tensor *b_attention(mm_ctx *c, mm_tensor **in, const void *ud)
 {
     return mm_tensor_attention(c, in[0], in[1], in[2], *(const double *)ud);
 }
+/* Q = K = V: one tensor, three gradient contributions; UD as above. */
+static mm_tensor *b_attention_self(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    /* an intermediate, so its gradient is made by the attention backward */
+    mm_tensor *x = mm_tensor_scale(c, in[0], 0.5);
+    return mm_tensor_attention(c, x, x, x, *(const double *)ud);
+}
+/* matmul of intermediates (their gradients start in backward_matmul:
+ * written, or zeroed then summed over the batch when shared); UD as
+ * b_matmul. */
+static mm_tensor *b_matmul_inter(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    const int *t = ud;
+    return mm_tensor_matmul(c, mm_tensor_scale(c, in[0], 0.5),
+                            mm_tensor_scale(c, in[1], 2), t[0], t[1]);
+}
 /* One input (B, N, 3 H Dh) cut into head views (B, H, N, Dh) as mm_mha
  * does (reshape, slice, transpose: strided, no copies); UD as above. */
 static mm_tensor *b_attention_heads(mm_ctx *c, mm_tensor **in,
@@ -438,6 +454,12 @@ static void test_gradients(void)
     }
     gradcheck("matmul 4-D", 2, (shape[]){S4(2, 2, 3, 4), S4(2, 2, 4, 2)}, 0,
               b_matmul, tr[0]);
+    gradcheck("matmul of intermediates, batched", 2,
+              (shape[]){S3(2, 4, 3), S3(2, 4, 5)}, 0, b_matmul_inter, tr[1]);
+    gradcheck("matmul of intermediates, shared B, ta=1", 2,
+              (shape[]){S3(2, 4, 3), S2(4, 5)}, 0, b_matmul_inter, tr[1]);
+    gradcheck("matmul of intermediates, shared A", 2,
+              (shape[]){S2(3, 4), S3(2, 4, 5)}, 0, b_matmul_inter, tr[0]);
 
     static const shape bc[][2] = {
         {S2(3, 4), S2(3, 4)},
@@ -579,6 +601,8 @@ static void test_gradients(void)
               (shape[]){S2(6, 4), S2(3, 4), S2(3, 5)}, 0, b_attention, &sc1);
     gradcheck("attention 4-D head views", 1, (shape[]){S3(2, 5, 12)}, 0,
               b_attention_heads, &sc);
+    gradcheck("attention Q = K = V", 1, (shape[]){S3(2, 6, 3)}, 0,
+              b_attention_self, &sc);
 }
 
 /* mm_tensor_attention against the composition it replaces (matmul, scale,
