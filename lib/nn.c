@@ -42,18 +42,20 @@ static int subname(char *buf, const char *prefix, const char *sub)
     return 0;
 }
 
-/* Columns [I*W, (I+1)*W) of X (B, N, C) (contiguous) as heads
- * (B, H, N, W / H): a strided view, no copy (X viewed as (B, N, C H / W,
- * W / H), then sliced and transposed). */
-static mm_tensor *heads_of(mm_ctx *ctx, mm_tensor *x, int i, int64_t w,
-                           int h)
+/* X (B, N, 3 W) (q, k, v side by side) as three head views
+ * (B, H, N, W / H): one reshape to (B, N, 3 H, W / H), then a slice and a
+ * transpose each; strided views, no copies, and one gradient buffer for
+ * the reshape in backward. */
+static void split_heads(mm_ctx *ctx, mm_tensor *x, int64_t w, int h,
+                        mm_tensor *out[3])
 {
-    if (!x) return NULL;
-    int64_t b = mm_tensor_dim(x, 0), n = mm_tensor_dim(x, 1),
-            dh = w / h, c = mm_tensor_dim(x, 2);
-    mm_tensor *t = mm_tensor_reshape(ctx, x, 4, (int64_t[]){b, n, c / dh, dh});
-    t = mm_tensor_slice(ctx, t, 2, i * h, h);
-    return mm_tensor_transpose(ctx, t, 1, 2);
+    out[0] = out[1] = out[2] = NULL;
+    if (!x) return;
+    int64_t b = mm_tensor_dim(x, 0), n = mm_tensor_dim(x, 1);
+    mm_tensor *r = mm_tensor_reshape(ctx, x, 4, (int64_t[]){b, n, 3 * h, w / h});
+    for (int i = 0; i < 3; i++)
+        out[i] = mm_tensor_transpose(ctx, mm_tensor_slice(ctx, r, 2, i * h, h),
+                                     1, 2);
 }
 
 /* (B, H, N, Dh) -> (B, N, H Dh). */
@@ -106,9 +108,9 @@ mm_tensor *mm_mha_forward(mm_ctx *ctx, const mm_mha *m, mm_tensor *x)
     if (check_x(x, m->dim, "mha")) return NULL;
     int64_t dh = m->dim / m->heads;
     mm_tensor *qkv = mm_tensor_linear(ctx, x, m->qkv_w, m->qkv_b);
-    mm_tensor *q = heads_of(ctx, qkv, 0, m->dim, m->heads);
-    mm_tensor *k = heads_of(ctx, qkv, 1, m->dim, m->heads);
-    mm_tensor *v = heads_of(ctx, qkv, 2, m->dim, m->heads);
+    mm_tensor *hd[3];
+    split_heads(ctx, qkv, m->dim, m->heads, hd);
+    mm_tensor *q = hd[0], *k = hd[1], *v = hd[2];
     /* softmax(q k^T / sqrt(dh)) v, fused: no (B, H, N, N) on the tape */
     mm_tensor *y = merge_heads(
         ctx, mm_tensor_attention(ctx, q, k, v, 1 / sqrt((double)dh)));
@@ -253,11 +255,12 @@ mm_tensor *mm_nystrom_forward(mm_ctx *ctx, const mm_nystrom *m,
             l = np / lm;
     mm_tensor *xp = pad ? mm_tensor_pad(ctx, x, 1, pad, 0) : x;
     mm_tensor *qkv = mm_tensor_linear(ctx, xp, m->qkv_w, NULL);
-    mm_tensor *q = heads_of(ctx, qkv, 0, inner, (int)h); /* (B, H, N', Dh) */
+    mm_tensor *hd[3];
+    split_heads(ctx, qkv, inner, (int)h, hd); /* (B, H, N', Dh) views */
     /* k and v: one contiguous copy each for their two uses (landmarks and
      * k3; v3 and the residual conv) */
-    mm_tensor *k = mm_tensor_contiguous(ctx, heads_of(ctx, qkv, 1, inner, (int)h));
-    mm_tensor *v = mm_tensor_contiguous(ctx, heads_of(ctx, qkv, 2, inner, (int)h));
+    mm_tensor *q = hd[0], *k = mm_tensor_contiguous(ctx, hd[1]),
+              *v = mm_tensor_contiguous(ctx, hd[2]);
     q = mm_tensor_scale(ctx, q, 1 / sqrt((double)dh));
     /* landmarks: means of l consecutive rows, in (B H, M, Dh) */
     const int64_t grp[4] = {b * h, lm, l, dh}, flat[3] = {b * h, np, dh};
