@@ -2549,9 +2549,10 @@ static void attn_back_item(const attn_geo *g, const mm_tensor *t, int64_t b,
 }
 
 /* Batch items split over the threads, each with one-thread BLAS: every
- * gradient element is summed in one thread in block order, whatever the
- * thread count. With fewer items than threads, the items run one by one
- * and BLAS threads each GEMM. */
+ * gradient element is summed in one thread in block order, so the bits do
+ * not depend on the thread count (as long as it is at most the number of
+ * items). With fewer items than threads, the items run one by one and
+ * BLAS threads each GEMM. */
 static void backward_attention(mm_tensor *t)
 {
     mm_tensor *q = t->src[0], *k = t->src[1], *v = t->src[2];
@@ -2570,7 +2571,7 @@ static void backward_attention(mm_tensor *t)
                 fresh[i] = 0;
             }
     int nt = n_threads();
-    int par = nt > 1 && g.batch >= nt;
+    int par = g.batch >= nt; /* one thread: this path too, one-thread BLAS */
     size_t per = (size_t)(g.bm * g.n) * es;
     char *scr = arena_alloc(t->ctx, (par ? nt : 1) * 2 * per);
     if (!par) {

@@ -327,8 +327,10 @@ mm_tensor *mm_tensor_alpha_dropout(mm_ctx *ctx, mm_tensor *x, double p,
  * probabilities. The forward splits (batch, block of query rows) over the
  * threads; the backward splits over the batch (each batch item's blocks in
  * order, so dK and dV sum in a fixed order), and with fewer batch items
- * than threads runs them one by one on threaded BLAS. On CUDA it is the
- * composition matmul, scale, softmax, matmul. */
+ * than threads runs them one by one on threaded BLAS. Except in that last
+ * case every GEMM runs on one BLAS thread, so the bits do not depend on
+ * the thread count. On CUDA it is the composition matmul, scale, softmax,
+ * matmul. */
 mm_tensor *mm_tensor_attention(mm_ctx *ctx, mm_tensor *q, mm_tensor *k,
                                mm_tensor *v, double scale);
 /* Depthwise 1-D convolution along L, no bias, zero padding K/2 each side

@@ -1371,6 +1371,63 @@ static void test_thread_independence(void)
 #endif
 }
 
+/* The fused attention, forward and backward, gives the same bits on 1 and
+ * 4 threads when the batch (6 heads) has at least as many items. */
+static void test_attention_threads(void)
+{
+#ifdef _OPENMP
+    unsigned char *bits[2] = {NULL, NULL};
+    size_t nbits = 0;
+    for (int run = 0; run < 2; run++) {
+        int old = omp_get_max_threads();
+        omp_set_num_threads(run ? 4 : 1);
+        mm_params *p = mm_params_new(MM_F32);
+        mm_params_add(p, "q", 4, (int64_t[]){1, 6, 200, 16});
+        mm_params_add(p, "k", 4, (int64_t[]){1, 6, 5000, 16});
+        mm_params_add(p, "v", 4, (int64_t[]){1, 6, 5000, 8});
+        if (mm_params_alloc(p)) break;
+        rng_state = 99;
+        for (int i = 0; i < mm_params_count(p); i++) {
+            mm_tensor *t = mm_params_get(p, i);
+            for (int64_t j = 0; j < mm_tensor_numel(t); j++)
+                ((float *)mm_tensor_data(t))[j] = (float)(4 * urand() - 2);
+        }
+        mm_ctx *c = mm_ctx_new();
+        mm_tensor *y = mm_tensor_attention(c, mm_params_get(p, 0),
+                                           mm_params_get(p, 1),
+                                           mm_params_get(p, 2), 0.25);
+        mm_tensor *loss = mm_tensor_sum_all(c, mm_tensor_square(c, y));
+        if (!loss || mm_tensor_backward(c, loss)) {
+            mm_ctx_free(c);
+            mm_params_free(p);
+            omp_set_num_threads(old);
+            break;
+        }
+        size_t ny = (size_t)mm_tensor_numel(y) * sizeof(float);
+        nbits = ny + (size_t)mm_params_numel(p) * sizeof(float);
+        bits[run] = malloc(nbits);
+        memcpy(bits[run], mm_tensor_data(y), ny);
+        size_t off = ny;
+        for (int i = 0; i < mm_params_count(p); i++) {
+            mm_tensor *g = mm_tensor_grad(mm_params_get(p, i));
+            size_t n = (size_t)mm_tensor_numel(g) * sizeof(float);
+            memcpy(bits[run] + off, mm_tensor_data(g), n);
+            off += n;
+        }
+        mm_ctx_free(c);
+        mm_params_free(p);
+        omp_set_num_threads(old);
+    }
+    ok(bits[0] && bits[1] && memcmp(bits[0], bits[1], nbits) == 0,
+       "attention (6 heads, 200 x 5000): 1 and 4 threads give the same "
+       "output and gradient bits");
+    free(bits[0]);
+    free(bits[1]);
+#else
+    ok(1, "# SKIP no OpenMP");
+#endif
+}
+
 int main(void)
 {
     test_forward();
@@ -1382,5 +1439,6 @@ int main(void)
     test_arena_and_determinism();
     test_adam();
     test_thread_independence();
+    test_attention_threads();
     return done_testing();
 }
