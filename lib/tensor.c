@@ -2319,14 +2319,15 @@ static int64_t row_ld(const mm_tensor *t)
     return t->nb[t->ndim - 2] >= c ? t->nb[t->ndim - 2] : 0;
 }
 
-/* Query rows per block: a block's scores (and in backward their gradient)
- * take about 1 MiB each, so they stay in L2/L3 between the GEMM that
- * writes them and the softmax and GEMM that read them; at least 64 rows,
- * since the backward's dV and dK are updates of rank = the block's rows
- * (a thin rank makes those GEMMs mostly packing and memory traffic). */
+/* Query rows per block: 256, fewer (down to 64) where a block's scores
+ * would pass 8 MiB. The backward's dV and dK are updates of rank = the
+ * block's rows, and thin ones are mostly packing and memory traffic: at
+ * 1 thread, 256 rows ran Nystrom's attn3 (256 x 6144 keys) 10% faster
+ * than 128 and 25% faster than 64, and the others (2048 x 2048, 6144 x
+ * 256) as fast as 128; blocks of 32 (256 KB of scores) were 25% slower. */
 static int64_t attn_block(int64_t m, int64_t n, size_t es)
 {
-    int64_t bm = (int64_t)(((size_t)1 << 20) / es) / n / 16 * 16;
+    int64_t bm = (int64_t)(((size_t)8 << 20) / es) / n / 16 * 16;
     if (bm < 64) bm = 64;
     if (bm > 256) bm = 256;
     return bm < m ? bm : m;

@@ -615,13 +615,14 @@ static void test_attention_vs_unfused(void)
         int64_t b, h, m, n, d, dv;
         int views;
     } cs[] = {
-        /* blocks of 1 MiB of f32 scores, 64 to 256 rows (attn_block) */
+        /* blocks of 256 rows, fewer past 8 MiB of f32 scores (attn_block) */
         {1, 1, 5, 9, 4, 3, 0},       /* one block */
-        {2, 3, 150, 4100, 8, 5, 0},  /* blocks of 64: 64, 64, 22 */
+        {2, 3, 600, 500, 8, 5, 0},   /* 256, 256, 88 */
+        {1, 2, 300, 9000, 4, 3, 0},  /* 224 (8 MiB / 9000 keys), 76 */
         {1, 2, 900, 900, 16, 16, 1}, /* heads of one (B, N, 3 H Dh):
                                         256 x 3 + 132 */
         {1, 1, 300, 1500, 6, 7, 0},  /* batch 1 (the backward without
-                                        threads over the batch): 160 + 140 */
+                                        threads over the batch): 256 + 44 */
     };
     for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++) {
         int64_t B = cs[ci].b, H = cs[ci].h, M = cs[ci].m, N = cs[ci].n,
