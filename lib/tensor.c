@@ -1364,15 +1364,38 @@ mm_tensor *mm_tensor_div(mm_ctx *ctx, mm_tensor *a, mm_tensor *b)
      : (op) == OP_MUL ? ((which) ? (g) * (x) : (g) * (y)) \
      : ((which) ? -(g) * (x) / ((y) * (y)) : (g) / (y)))
 
+/* Hand T's gradient to SRC, a full-size source of T = SRC + y (or
+ * SRC - y) whose gradient is not made yet: it is T's gradient element for
+ * element, so SRC shares the buffer (T's own backward is done) instead of
+ * a zeroed one plus an add. @return 1 when handed. */
+static int grad_handover(mm_tensor *t, mm_tensor *src)
+{
+    if (src->grad || t->device != MM_CPU ||
+        mm_tensor_numel(src) != mm_tensor_numel(t))
+        return 0;
+    mm_tensor *g = header(t->ctx, src->dtype, src->ndim, src->ne);
+    g->data = t->grad->data;
+    src->grad = g;
+    return 1;
+}
+
 static void backward_binary(mm_tensor *t)
 {
     int op = t->op;
     int64_t n4[4], s[2][4], ignore[4];
     pad4(t, n4, ignore);
     int64_t rows = n4[0] * n4[1] * n4[2];
+    /* one source at most: two sharing one buffer would see each other's
+     * later contributions (x + x is fine: the second adds into it) */
+    int handed = 0;
     for (int w = 0; w < 2; w++) {
         mm_tensor *src = t->src[w];
         if (!src->requires_grad) continue;
+        if (!handed && (op == OP_ADD || (op == OP_SUB && w == 0)) &&
+            grad_handover(t, src)) {
+            handed = 1;
+            continue;
+        }
         bcast4(t->src[0], n4, s[0]);
         bcast4(t->src[1], n4, s[1]);
 #ifdef MM_HAVE_CUDA

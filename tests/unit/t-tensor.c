@@ -401,6 +401,22 @@ static mm_tensor *b_attention_self(mm_ctx *c, mm_tensor **in, const void *ud)
     mm_tensor *x = mm_tensor_scale(c, in[0], 0.5);
     return mm_tensor_attention(c, x, x, x, *(const double *)ud);
 }
+/* add/sub of intermediates (a full-size source takes over the output's
+ * gradient buffer): UD int 0: a + b, 1: a - b, 2: a + a, 3: a - 3a. The
+ * sources' other use, a * b, is recorded first, so its backward runs
+ * after the add's and adds into the handed-over buffer. */
+static mm_tensor *b_addsub_inter(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    int k = *(const int *)ud;
+    mm_tensor *a = mm_tensor_scale(c, in[0], 0.5);
+    mm_tensor *b = mm_tensor_scale(c, in[1], 2);
+    mm_tensor *z = mm_tensor_mul(c, a, b);
+    mm_tensor *y = k == 0   ? mm_tensor_add(c, a, b)
+                   : k == 1 ? mm_tensor_sub(c, a, b)
+                   : k == 2 ? mm_tensor_add(c, a, a)
+                            : mm_tensor_sub(c, a, mm_tensor_scale(c, a, 3));
+    return mm_tensor_mul(c, mm_tensor_exp(c, y), z);
+}
 /* matmul of intermediates (their gradients start in backward_matmul:
  * written, or zeroed then summed over the batch when shared); UD as
  * b_matmul. */
@@ -454,6 +470,18 @@ static void test_gradients(void)
     }
     gradcheck("matmul 4-D", 2, (shape[]){S4(2, 2, 3, 4), S4(2, 2, 4, 2)}, 0,
               b_matmul, tr[0]);
+    static const int asi[4] = {0, 1, 2, 3};
+    static const char *const asn[4] = {"a + b", "a - b", "a + a",
+                                       "a - 3a"};
+    for (int k = 0; k < 4; k++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "%s of intermediates", asn[k]);
+        gradcheck(nm, 2, (shape[]){S2(3, 4), k < 2 ? (shape)S2(3, 4)
+                                                   : (shape)S1(4)},
+                  0, b_addsub_inter, &asi[k]);
+    }
+    gradcheck("a + b of intermediates, b broadcast", 2,
+              (shape[]){S2(3, 4), S1(4)}, 0, b_addsub_inter, &asi[0]);
     gradcheck("matmul of intermediates, batched", 2,
               (shape[]){S3(2, 4, 3), S3(2, 4, 5)}, 0, b_matmul_inter, tr[1]);
     gradcheck("matmul of intermediates, shared B, ta=1", 2,
