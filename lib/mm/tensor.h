@@ -163,9 +163,10 @@ int mm_tensor_is_contiguous(const mm_tensor *t);
 void *mm_tensor_data(mm_tensor *t);
 /* The gradient (a contiguous tensor of the same shape), or NULL before
  * backward reached T or when T does not require grad. For a reshape or
- * contiguous copy T of a tensor A (not a parameter), backward may hand T's
- * gradient buffer on to A: after backward, T's gradient then holds A's
- * (T's plus A's other uses). Parameters and leaves read as documented. */
+ * contiguous copy T of a tensor A, or T = A + B or A - B with A of T's
+ * size, backward may hand T's gradient buffer on to A when A is not a
+ * parameter: after backward, T's gradient then holds A's (T's plus A's
+ * other uses). Parameters and leaves read as documented. */
 mm_tensor *mm_tensor_grad(mm_tensor *t);
 /* Mark a leaf made in a context as needing its gradient (inputs of a
  * gradient check). Parameters in mm_params always need theirs. */
