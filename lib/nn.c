@@ -42,15 +42,20 @@ static int subname(char *buf, const char *prefix, const char *sub)
     return 0;
 }
 
-/* Columns [I*W, (I+1)*W) of X (B, N, C) as heads (B, H, N, W / H). */
-static mm_tensor *heads_of(mm_ctx *ctx, mm_tensor *x, int i, int64_t w,
-                           int h)
+/* X (B, N, 3 W) (q, k, v side by side) as three head views
+ * (B, H, N, W / H): one reshape to (B, N, 3 H, W / H), then a slice and a
+ * transpose each; strided views, no copies, and one gradient buffer for
+ * the reshape in backward. */
+static void split_heads(mm_ctx *ctx, mm_tensor *x, int64_t w, int h,
+                        mm_tensor *out[3])
 {
-    if (!x) return NULL;
+    out[0] = out[1] = out[2] = NULL;
+    if (!x) return;
     int64_t b = mm_tensor_dim(x, 0), n = mm_tensor_dim(x, 1);
-    mm_tensor *t = mm_tensor_slice(ctx, x, 2, i * w, w);
-    t = mm_tensor_reshape(ctx, t, 4, (int64_t[]){b, n, h, w / h});
-    return mm_tensor_transpose(ctx, t, 1, 2);
+    mm_tensor *r = mm_tensor_reshape(ctx, x, 4, (int64_t[]){b, n, 3 * h, w / h});
+    for (int i = 0; i < 3; i++)
+        out[i] = mm_tensor_transpose(ctx, mm_tensor_slice(ctx, r, 2, i * h, h),
+                                     1, 2);
 }
 
 /* (B, H, N, Dh) -> (B, N, H Dh). */
@@ -103,12 +108,12 @@ mm_tensor *mm_mha_forward(mm_ctx *ctx, const mm_mha *m, mm_tensor *x)
     if (check_x(x, m->dim, "mha")) return NULL;
     int64_t dh = m->dim / m->heads;
     mm_tensor *qkv = mm_tensor_linear(ctx, x, m->qkv_w, m->qkv_b);
-    mm_tensor *q = heads_of(ctx, qkv, 0, m->dim, m->heads);
-    mm_tensor *k = heads_of(ctx, qkv, 1, m->dim, m->heads);
-    mm_tensor *v = heads_of(ctx, qkv, 2, m->dim, m->heads);
-    mm_tensor *att = mm_tensor_matmul(ctx, q, k, 0, 1); /* (B, H, N, N) */
-    att = mm_tensor_softmax(ctx, mm_tensor_scale(ctx, att, 1 / sqrt((double)dh)));
-    mm_tensor *y = merge_heads(ctx, mm_tensor_matmul(ctx, att, v, 0, 0));
+    mm_tensor *hd[3];
+    split_heads(ctx, qkv, m->dim, m->heads, hd);
+    mm_tensor *q = hd[0], *k = hd[1], *v = hd[2];
+    /* softmax(q k^T / sqrt(dh)) v, fused: no (B, H, N, N) on the tape */
+    mm_tensor *y = merge_heads(
+        ctx, mm_tensor_attention(ctx, q, k, v, 1 / sqrt((double)dh)));
     return mm_tensor_linear(ctx, y, m->proj_w, m->proj_b);
 }
 
@@ -250,9 +255,12 @@ mm_tensor *mm_nystrom_forward(mm_ctx *ctx, const mm_nystrom *m,
             l = np / lm;
     mm_tensor *xp = pad ? mm_tensor_pad(ctx, x, 1, pad, 0) : x;
     mm_tensor *qkv = mm_tensor_linear(ctx, xp, m->qkv_w, NULL);
-    mm_tensor *q = heads_of(ctx, qkv, 0, inner, (int)h); /* (B, H, N', Dh) */
-    mm_tensor *k = heads_of(ctx, qkv, 1, inner, (int)h);
-    mm_tensor *v = heads_of(ctx, qkv, 2, inner, (int)h);
+    mm_tensor *hd[3];
+    split_heads(ctx, qkv, inner, (int)h, hd); /* (B, H, N', Dh) views */
+    /* k and v: one contiguous copy each for their two uses (landmarks and
+     * k3; v3 and the residual conv) */
+    mm_tensor *q = hd[0], *k = mm_tensor_contiguous(ctx, hd[1]),
+              *v = mm_tensor_contiguous(ctx, hd[2]);
     q = mm_tensor_scale(ctx, q, 1 / sqrt((double)dh));
     /* landmarks: means of l consecutive rows, in (B H, M, Dh) */
     const int64_t grp[4] = {b * h, lm, l, dh}, flat[3] = {b * h, np, dh};
@@ -261,12 +269,14 @@ mm_tensor *mm_nystrom_forward(mm_ctx *ctx, const mm_nystrom *m,
     mm_tensor *q3 = mm_tensor_reshape(ctx, q, 3, flat);
     mm_tensor *k3 = mm_tensor_reshape(ctx, k, 3, flat);
     mm_tensor *v3 = mm_tensor_reshape(ctx, v, 3, flat);
-    mm_tensor *a1 = mm_tensor_softmax(ctx, mm_tensor_matmul(ctx, q3, kl, 0, 1));
+    /* attn1 = softmax(q k_l^T) (N' x M), attn2 = softmax(q_l k_l^T),
+     * attn3 = softmax(q_l k^T) (M x N'); out = (attn1 pinv(attn2))
+     * (attn3 v). The two outer products are fused attentions (q is
+     * scaled already: scale 1), so neither N' x M matrix is kept. */
     mm_tensor *a2 = mm_tensor_softmax(ctx, mm_tensor_matmul(ctx, ql, kl, 0, 1));
-    mm_tensor *a3 = mm_tensor_softmax(ctx, mm_tensor_matmul(ctx, ql, k3, 0, 1));
     mm_tensor *a2i = mm_nn_pinv(ctx, a2, m->pinv_iters);
-    mm_tensor *out = mm_tensor_matmul(ctx, mm_tensor_matmul(ctx, a1, a2i, 0, 0),
-                                      mm_tensor_matmul(ctx, a3, v3, 0, 0), 0, 0);
+    mm_tensor *out = mm_tensor_matmul(ctx, mm_tensor_attention(ctx, q3, kl, a2i, 1),
+                                      mm_tensor_attention(ctx, ql, k3, v3, 1), 0, 0);
     out = mm_tensor_reshape(ctx, out, 4, (int64_t[]){b, h, np, dh});
     if (m->res_w) {
         mm_tensor *w = mm_tensor_reshape(ctx, m->res_w, 2,

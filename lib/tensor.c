@@ -18,6 +18,10 @@
 #include <string.h>
 #include <tgmath.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 #include "mm/rng.h"
 #include "mm/tensor.h"
 #ifdef MM_HAVE_CUDA
@@ -46,7 +50,7 @@ enum {
     OP_ABS, OP_CLAMP, OP_RSQRT, OP_SQUARE, OP_ELU, OP_SILU, OP_SOFTPLUS,
     OP_MAX, OP_CUMSUM, OP_CUMPROD, OP_CONCAT, OP_INDEX_SELECT, OP_GATHER,
     OP_REPEAT, OP_PAD, OP_DROPOUT, OP_CONV1D_DW, OP_CONV2D_DW, OP_COX,
-    OP_TO_DEVICE
+    OP_TO_DEVICE, OP_ATTENTION
 };
 
 struct mm_tensor {
@@ -636,6 +640,16 @@ static mm_tensor *grad_of(mm_ctx *ctx, mm_tensor *t)
     return t->grad;
 }
 
+/* grad_of for a kernel that can write its first contribution instead of
+ * adding it: a new CPU gradient is left uninitialised and *FRESH set (the
+ * zero-fill of every gradient was 4% of a TransMIL step). */
+static mm_tensor *grad_of_fresh(mm_ctx *ctx, mm_tensor *t, int *fresh)
+{
+    *fresh = !t->grad && t->device == MM_CPU;
+    if (*fresh) t->grad = tnew_raw(ctx, t->dtype, t->ndim, t->ne);
+    return grad_of(ctx, t);
+}
+
 static int norm_axis(int axis, int ndim)
 {
     if (axis < 0) axis += ndim;
@@ -901,6 +915,16 @@ static void backward_to_device(mm_tensor *t)
 static void backward_view(mm_tensor *t)
 {
     mm_tensor *a = t->src[0];
+    if ((t->op == OP_VIEW_RESHAPE || t->op == OP_CONT) && !a->grad) {
+        /* the gradient of A is T's in A's shape, element for element:
+         * share T's buffer (T's own backward is done) instead of a zeroed
+         * copy plus an add */
+        mm_tensor *g = header(t->ctx, a->dtype, a->ndim, a->ne);
+        g->data = t->grad->data;
+        g->device = t->grad->device;
+        a->grad = g;
+        return;
+    }
     mm_tensor *ga = grad_of(t->ctx, a);
     int64_t n = mm_tensor_numel(t);
     if (t->op == OP_VIEW_RESHAPE || t->op == OP_CONT) {
@@ -945,18 +969,26 @@ static void backward_view(mm_tensor *t)
 
 // ---- matmul ------------------------------------------------------------------
 
-static void gemm(mm_dtype dt, int ta, int tb, int m, int n, int k,
-                 const void *a, int lda, const void *b, int ldb, double beta,
-                 void *c, int ldc)
+/* C = ALPHA op(A) op(B) + BETA C, row-major. */
+static void gemm_ab(mm_dtype dt, int ta, int tb, int m, int n, int k,
+                    double alpha, const void *a, int lda, const void *b,
+                    int ldb, double beta, void *c, int ldc)
 {
     enum CBLAS_TRANSPOSE ca = ta ? CblasTrans : CblasNoTrans;
     enum CBLAS_TRANSPOSE cb = tb ? CblasTrans : CblasNoTrans;
     if (dt == MM_F32)
-        cblas_sgemm(CblasRowMajor, ca, cb, m, n, k, 1.0f, a, lda, b, ldb,
-                    (float)beta, c, ldc);
+        cblas_sgemm(CblasRowMajor, ca, cb, m, n, k, (float)alpha, a, lda, b,
+                    ldb, (float)beta, c, ldc);
     else
-        cblas_dgemm(CblasRowMajor, ca, cb, m, n, k, 1.0, a, lda, b, ldb,
+        cblas_dgemm(CblasRowMajor, ca, cb, m, n, k, alpha, a, lda, b, ldb,
                     beta, c, ldc);
+}
+
+static void gemm(mm_dtype dt, int ta, int tb, int m, int n, int k,
+                 const void *a, int lda, const void *b, int ldb, double beta,
+                 void *c, int ldc)
+{
+    gemm_ab(dt, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* One thread pool. The OpenMP threads split a (batched) matmul into
@@ -1163,24 +1195,38 @@ static void backward_matmul(mm_tensor *t)
 #endif
     const char *gc = t->grad->data;
     /* a shared operand's grad sums over the batches in order (beta = 1
-     * accumulates; gemm_batch keeps that order) */
+     * accumulates; gemm_batch keeps that order); a new gradient is
+     * written with beta = 0, or zeroed first when shared */
+    size_t es = mm_dtype_size(a->dtype);
     if (a->requires_grad) {
-        char *ga = grad_of(t->ctx, a)->data;
+        int fresh;
+        char *ga = grad_of_fresh(t->ctx, a, &fresh)->data;
+        double beta = fresh ? 0.0 : 1.0;
+        if (fresh && g.sa == 0 && g.batch > 1) {
+            memset(ga, 0, (size_t)mm_tensor_numel(a) * es);
+            beta = 1.0;
+        }
         if (!ta) /* dA = dC op(B)^T */
             gemm_batch(a->dtype, 0, !tb, g.batch, M, K, N, gc, g.m * g.n, N,
-                       b->data, g.sb, ldb, 1.0, ga, g.sa, K);
+                       b->data, g.sb, ldb, beta, ga, g.sa, K);
         else     /* dA = op(B) dC^T */
             gemm_batch(a->dtype, tb, 1, g.batch, K, M, N, b->data, g.sb, ldb,
-                       gc, g.m * g.n, N, 1.0, ga, g.sa, M);
+                       gc, g.m * g.n, N, beta, ga, g.sa, M);
     }
     if (b->requires_grad) {
-        char *gb = grad_of(t->ctx, b)->data;
+        int fresh;
+        char *gb = grad_of_fresh(t->ctx, b, &fresh)->data;
+        double beta = fresh ? 0.0 : 1.0;
+        if (fresh && g.sb == 0 && g.batch > 1) {
+            memset(gb, 0, (size_t)mm_tensor_numel(b) * es);
+            beta = 1.0;
+        }
         if (!tb) /* dB = op(A)^T dC */
             gemm_batch(a->dtype, !ta, 0, g.batch, K, N, M, a->data, g.sa, lda,
-                       gc, g.m * g.n, N, 1.0, gb, g.sb, N);
+                       gc, g.m * g.n, N, beta, gb, g.sb, N);
         else     /* dB = dC^T op(A) */
             gemm_batch(a->dtype, 1, ta, g.batch, N, K, M, gc, g.m * g.n, N,
-                       a->data, g.sa, lda, 1.0, gb, g.sb, K);
+                       a->data, g.sa, lda, beta, gb, g.sb, K);
     }
 }
 
@@ -1318,15 +1364,38 @@ mm_tensor *mm_tensor_div(mm_ctx *ctx, mm_tensor *a, mm_tensor *b)
      : (op) == OP_MUL ? ((which) ? (g) * (x) : (g) * (y)) \
      : ((which) ? -(g) * (x) / ((y) * (y)) : (g) / (y)))
 
+/* Hand T's gradient to SRC, a full-size source of T = SRC + y (or
+ * SRC - y) whose gradient is not made yet: it is T's gradient element for
+ * element, so SRC shares the buffer (T's own backward is done) instead of
+ * a zeroed one plus an add. @return 1 when handed. */
+static int grad_handover(mm_tensor *t, mm_tensor *src)
+{
+    if (src->grad || t->device != MM_CPU ||
+        mm_tensor_numel(src) != mm_tensor_numel(t))
+        return 0;
+    mm_tensor *g = header(t->ctx, src->dtype, src->ndim, src->ne);
+    g->data = t->grad->data;
+    src->grad = g;
+    return 1;
+}
+
 static void backward_binary(mm_tensor *t)
 {
     int op = t->op;
     int64_t n4[4], s[2][4], ignore[4];
     pad4(t, n4, ignore);
     int64_t rows = n4[0] * n4[1] * n4[2];
+    /* one source at most: two sharing one buffer would see each other's
+     * later contributions (x + x is fine: the second adds into it) */
+    int handed = 0;
     for (int w = 0; w < 2; w++) {
         mm_tensor *src = t->src[w];
         if (!src->requires_grad) continue;
+        if (!handed && (op == OP_ADD || (op == OP_SUB && w == 0)) &&
+            grad_handover(t, src)) {
+            handed = 1;
+            continue;
+        }
         bcast4(t->src[0], n4, s[0]);
         bcast4(t->src[1], n4, s[1]);
 #ifdef MM_HAVE_CUDA
@@ -1382,6 +1451,178 @@ static void backward_binary(mm_tensor *t)
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* AVX-512 kernels (16 floats), picked at run time: the library is built
+ * for baseline x86-64. The f32 softmax rows: where exp4 (below) runs in SSE2,
+ * exp16 does exp4's operations in the same order (no FMA: -std=c11 keeps
+ * GCC from contracting them), so each lane gives exp4's bits; only the
+ * sum of a row runs 16 lanes wide (folded to 4 lanes, then summed as the
+ * SSE2 path does). */
+#define MM_AVX512 __attribute__((target("avx512f")))
+
+static int have_avx512(void)
+{
+    static int have = -1;
+    if (have < 0) have = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return have;
+}
+
+#define S16 _mm512_set1_ps
+MM_AVX512 static inline __m512 exp16(__m512 x)
+{
+    /* max/min with the bound first: a NaN in X stays NaN, as in exp4 */
+    x = _mm512_max_ps(S16(-87.3f), x);
+    x = _mm512_min_ps(S16(88.3f), x);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, S16(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT |
+                                        _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, S16(0.693359375f)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(n, S16(-2.12194440e-4f)));
+    __m512 z = _mm512_mul_ps(r, r);
+    __m512 p = S16(1.9875691500e-4f);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(1.3981999507e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(8.3334519073e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(4.1665795894e-2f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(1.6666665459e-1f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), S16(5.0000001201e-1f));
+    p = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, z), r), S16(1.0f));
+    return _mm512_scalef_ps(p, n); /* p 2^n, exact as exp4's multiply */
+}
+
+/* Sum of 16 lanes: folded to 4 lanes, then (a0 + a1) + (a2 + a3). */
+MM_AVX512 static inline float hsum16(__m512 a)
+{
+    __m128 q = _mm_add_ps(_mm_add_ps(_mm512_extractf32x4_ps(a, 0),
+                                     _mm512_extractf32x4_ps(a, 1)),
+                          _mm_add_ps(_mm512_extractf32x4_ps(a, 2),
+                                     _mm512_extractf32x4_ps(a, 3)));
+    float f[4];
+    _mm_storeu_ps(f, q);
+    return (f[0] + f[1]) + (f[2] + f[3]);
+}
+
+static inline __mmask16 tail_mask(int64_t left)
+{
+    return (__mmask16)((1u << left) - 1);
+}
+
+MM_AVX512 static void softmax_row_f32_512(const float *x, float *y,
+                                          int64_t n, float *st)
+{
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
+    if (i < n)
+        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY),
+                                                  tail_mask(n - i), x + i));
+    float mx = _mm512_reduce_max_ps(m);
+    __m512 m16 = _mm512_set1_ps(mx), acc = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 v = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), m16));
+        _mm512_storeu_ps(y + i, v);
+        acc = _mm512_add_ps(acc, v);
+    }
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        __m512 v = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m16));
+        _mm512_mask_storeu_ps(y + i, k, v);
+        acc = _mm512_mask_add_ps(acc, k, acc, v);
+    }
+    float inv = 1 / hsum16(acc);
+    __m512 i16 = _mm512_set1_ps(inv);
+    for (i = 0; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), i16));
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        _mm512_mask_storeu_ps(y + i, k,
+                              _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + i), i16));
+    }
+    if (st) {
+        st[0] = mx;
+        st[1] = inv;
+    }
+}
+
+MM_AVX512 static void softmax_row_f32_again_512(float *x, int64_t n,
+                                                const float *st)
+{
+    __m512 m16 = _mm512_set1_ps(st[0]), i16 = _mm512_set1_ps(st[1]);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), m16));
+        _mm512_storeu_ps(x + i, _mm512_mul_ps(v, i16));
+    }
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        __m512 v = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m16));
+        _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(v, i16));
+    }
+}
+
+/* GELU (erf form) on 16 lanes: Phi(x) = erfc(-x / sqrt 2) / 2 with
+ * erfc(|z|) = t P(t) exp(-z^2), t = 1 / (1 + p |z|) (Abramowitz-Stegun
+ * 7.1.26, |error| < 1.5e-7 in erf), and exp16. Scalar libm erff was 5% of
+ * a transformer step. D (backward only): Phi(x) + x phi(x), where
+ * phi(x) = exp(-z^2) / sqrt(2 pi) shares the exponential. */
+MM_AVX512 static inline __m512 phi16(__m512 x, __m512 *dcdf)
+{
+    __m512 z = _mm512_mul_ps(x, S16(0.70710678118654752440f));
+    __m512 az = _mm512_abs_ps(z);
+    __m512 t = _mm512_div_ps(S16(1.0f),
+                             _mm512_fmadd_ps(az, S16(0.3275911f), S16(1.0f)));
+    __m512 p = S16(1.061405429f);
+    p = _mm512_fmadd_ps(p, t, S16(-1.453152027f));
+    p = _mm512_fmadd_ps(p, t, S16(1.421413741f));
+    p = _mm512_fmadd_ps(p, t, S16(-0.284496736f));
+    p = _mm512_fmadd_ps(p, t, S16(0.254829592f));
+    __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), az), az));
+    __m512 half_erfc = _mm512_mul_ps(_mm512_mul_ps(p, t),
+                                     _mm512_mul_ps(e, S16(0.5f)));
+    __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
+    __m512 cdf = _mm512_mask_blend_ps(neg, _mm512_sub_ps(S16(1.0f), half_erfc),
+                                      half_erfc);
+    if (dcdf)
+        *dcdf = _mm512_fmadd_ps(_mm512_mul_ps(x, e),
+                                S16(0.39894228040143267794f), cdf);
+    return cdf;
+}
+
+/* Y = gelu(X) over N floats. */
+MM_AVX512 static void gelu_f32_512(const float *x, float *y, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(v, phi16(v, NULL)));
+    }
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(v, phi16(v, NULL)));
+    }
+}
+
+/* GX += G gelu'(X) over N floats. */
+MM_AVX512 static void gelu_back_f32_512(const float *x, const float *g,
+                                        float *gx, int64_t n)
+{
+    int64_t i = 0;
+    __m512 d;
+    for (; i + 16 <= n; i += 16) {
+        phi16(_mm512_loadu_ps(x + i), &d);
+        _mm512_storeu_ps(gx + i, _mm512_fmadd_ps(_mm512_loadu_ps(g + i), d,
+                                                 _mm512_loadu_ps(gx + i)));
+    }
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        phi16(_mm512_maskz_loadu_ps(k, x + i), &d);
+        _mm512_mask_storeu_ps(gx + i, k,
+                              _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, g + i), d,
+                                              _mm512_maskz_loadu_ps(k, gx + i)));
+    }
+}
+#endif
+
 // ---- unary ops -----------------------------------------------------------------
 
 static mm_tensor *unary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
@@ -1400,6 +1641,15 @@ static mm_tensor *unary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
         if (cu_check(ctx, name, mm__cu_unary(cu_op(op), out->data, a->data,
                                              n, (float)s, (float)s2)))
             return NULL;
+        return record(ctx, out, op, a, NULL, NULL);
+    }
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (op == OP_GELU && a->dtype == MM_F32 && have_avx512()) {
+        const float *x = a->data;
+        float *y = out->data;
+        OMP_FOR for (int64_t i = 0; i < n; i += 4096)
+            gelu_f32_512(x + i, y + i, n - i < 4096 ? n - i : 4096);
         return record(ctx, out, op, a, NULL, NULL);
     }
 #endif
@@ -1546,6 +1796,15 @@ static void backward_unary(mm_tensor *t)
                  mm__cu_unary_back(cu_op(op), grad_of(t->ctx, a)->data,
                                    a->data, t->data, t->grad->data, n,
                                    (float)t->fp, (float)t->fq));
+        return;
+    }
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (op == OP_GELU && t->dtype == MM_F32 && have_avx512()) {
+        const float *x = a->data, *g = t->grad->data;
+        float *gx = grad_of(t->ctx, a)->data;
+        OMP_FOR for (int64_t i = 0; i < n; i += 4096)
+            gelu_back_f32_512(x + i, g + i, gx + i, n - i < 4096 ? n - i : 4096);
         return;
     }
 #endif
@@ -1750,9 +2009,18 @@ static inline v4f exp4(v4f x)
     return p * (v4f)e;
 }
 
-/* Y = softmax(X) over one contiguous f32 row of N. */
-static void softmax_row_f32(const float *x, float *y, int64_t n)
+
+/* Y = softmax(X) over one contiguous f32 row of N (X == Y is fine). With
+ * ST, ST[0] = the row's max and ST[1] = 1 / its sum of exponentials, from
+ * which softmax_row_f32_again recomputes Y bit for bit. */
+static void softmax_row_f32(const float *x, float *y, int64_t n, float *st)
 {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (have_avx512()) {
+        softmax_row_f32_512(x, y, n, st);
+        return;
+    }
+#endif
     float mx = x[0];
     for (int64_t i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
     v4f acc = v4_splat(0), m4 = v4_splat(mx);
@@ -1780,6 +2048,42 @@ static void softmax_row_f32(const float *x, float *y, int64_t n)
     float inv = 1 / s;
     _Pragma("omp simd")
     for (int64_t j = 0; j < n; j++) y[j] *= inv;
+    if (st) {
+        st[0] = mx;
+        st[1] = inv;
+    }
+}
+
+/* X = softmax(X) in place from the ST of softmax_row_f32 on the same X:
+ * exp4 works lane by lane, so grouping the row in fours (and padding the
+ * tail) gives the same values as the first pass. */
+static void softmax_row_f32_again(float *x, int64_t n, const float *st)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (have_avx512()) {
+        softmax_row_f32_again_512(x, n, st);
+        return;
+    }
+#endif
+    v4f m4 = v4_splat(st[0]);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f v;
+        memcpy(&v, x + i, sizeof v);
+        v = exp4(v - m4);
+        memcpy(x + i, &v, sizeof v);
+    }
+    if (i < n) {
+        float t[4] = {st[0], st[0], st[0], st[0]};
+        memcpy(t, x + i, (size_t)(n - i) * sizeof *t);
+        v4f v;
+        memcpy(&v, t, sizeof v);
+        v = exp4(v - m4);
+        memcpy(x + i, &v, (size_t)(n - i) * sizeof *t);
+    }
+    float inv = st[1];
+    _Pragma("omp simd")
+    for (int64_t j = 0; j < n; j++) x[j] *= inv;
 }
 
 /* Softmax over axis AX of a contiguous tensor: the LEN values of a row are
@@ -1815,7 +2119,8 @@ static mm_tensor *softmax_op(mm_ctx *ctx, int op, const char *name,
         const float *x = a->data;
         float *y = out->data;
         OMP_FOR
-        for (int64_t r = 0; r < rows; r++) softmax_row_f32(x + r * n, y + r * n, n);
+        for (int64_t r = 0; r < rows; r++)
+            softmax_row_f32(x + r * n, y + r * n, n, NULL);
         return record(ctx, out, op, a, NULL, NULL);
     }
     FOR_REAL(a->dtype, {
@@ -2012,6 +2317,299 @@ static void backward_layernorm(mm_tensor *t)
             }
         }
     });
+}
+
+// ---- fused attention -----------------------------------------------------------
+
+/* Offset in elements of batch item I of T (its dims 0 .. ndim - 3). */
+static int64_t batch_off(const mm_tensor *t, int64_t i)
+{
+    int64_t o = 0;
+    for (int d = t->ndim - 3; d >= 0; d--) {
+        o += i % t->ne[d] * t->nb[d];
+        i /= t->ne[d];
+    }
+    return o;
+}
+
+/* The row stride BLAS reads T's matrices with, or 0 when it cannot read
+ * them in place (elements of a row not adjacent, rows overlapping). */
+static int64_t row_ld(const mm_tensor *t)
+{
+    int64_t c = t->ne[t->ndim - 1], r = t->ne[t->ndim - 2];
+    if (c > 1 && t->nb[t->ndim - 1] != 1) return 0;
+    if (r == 1) return c;
+    return t->nb[t->ndim - 2] >= c ? t->nb[t->ndim - 2] : 0;
+}
+
+/* Query rows per block: 256, fewer (down to 64) where a block's scores
+ * would pass 8 MiB. The backward's dV and dK are updates of rank = the
+ * block's rows, and thin ones are mostly packing and memory traffic: at
+ * 1 thread, 256 rows ran Nystrom's attn3 (256 x 6144 keys) 10% faster
+ * than 128 and 25% faster than 64, and the others (2048 x 2048, 6144 x
+ * 256) as fast as 128; blocks of 32 (256 KB of scores) were 25% slower. */
+static int64_t attn_block(int64_t m, int64_t n, size_t es)
+{
+    int64_t bm = (int64_t)(((size_t)8 << 20) / es) / n / 16 * 16;
+    if (bm < 64) bm = 64;
+    if (bm > 256) bm = 256;
+    return bm < m ? bm : m;
+}
+
+typedef struct {
+    mm_dtype dt;
+    int64_t batch, m, n, d, dv, bm, nblk;
+    const mm_tensor *q, *k, *v;
+    int64_t ldq, ldk, ldv;
+    double scale;
+} attn_geo;
+
+static attn_geo attn_geometry(const mm_tensor *q, const mm_tensor *k,
+                              const mm_tensor *v, double scale)
+{
+    attn_geo g;
+    int nd = q->ndim;
+    g.dt = q->dtype;
+    g.batch = numel_of(nd - 2, q->ne);
+    g.m = q->ne[nd - 2];
+    g.d = q->ne[nd - 1];
+    g.n = k->ne[nd - 2];
+    g.dv = v->ne[nd - 1];
+    g.bm = attn_block(g.m, g.n, mm_dtype_size(g.dt));
+    g.nblk = (g.m + g.bm - 1) / g.bm;
+    g.q = q;
+    g.k = k;
+    g.v = v;
+    g.ldq = row_ld(q);
+    g.ldk = row_ld(k);
+    g.ldv = row_ld(v);
+    g.scale = scale;
+    return g;
+}
+
+/* S (ROWS x N, contiguous) = scale Q_b[r0 ..] K_b^T. */
+static void attn_scores(const attn_geo *g, int64_t b, int64_t r0,
+                        int64_t rows, void *s)
+{
+    size_t es = mm_dtype_size(g->dt);
+    const char *qp = (const char *)g->q->data +
+                     (batch_off(g->q, b) + r0 * g->ldq) * es;
+    const char *kp = (const char *)g->k->data + batch_off(g->k, b) * es;
+    gemm_ab(g->dt, 0, 1, (int)rows, (int)g->n, (int)g->d, g->scale, qp,
+            (int)g->ldq, kp, (int)g->ldk, 0.0, s, (int)g->n);
+}
+
+/* Softmax of the ROWS rows of S in place. AGAIN = 0: the first pass, which
+ * writes each row's (max, normaliser) to ST; AGAIN = 1: the same values
+ * again from ST (the backward's recomputation, bit for bit). The f64 rows
+ * are the f64 softmax's loop, the f32 ones softmax_row_f32. */
+static void attn_probs(mm_dtype dt, void *s, int64_t rows, int64_t n,
+                       void *st, int again)
+{
+    if (dt == MM_F32) {
+        float *x = s, *t = st;
+        for (int64_t r = 0; r < rows; r++) {
+            if (again) softmax_row_f32_again(x + r * n, n, t + 2 * r);
+            else softmax_row_f32(x + r * n, x + r * n, n, t + 2 * r);
+        }
+        return;
+    }
+    double *x = s, *t = st;
+    for (int64_t r = 0; r < rows; r++) {
+        double *y = x + r * n, mx, sum = 0;
+        if (again) {
+            mx = t[2 * r];
+            sum = t[2 * r + 1];
+        } else {
+            mx = y[0];
+            for (int64_t i = 1; i < n; i++) mx = y[i] > mx ? y[i] : mx;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            y[i] = exp(y[i] - mx);
+            if (!again) sum += y[i];
+        }
+        for (int64_t i = 0; i < n; i++) y[i] /= sum;
+        if (!again) {
+            t[2 * r] = mx;
+            t[2 * r + 1] = sum;
+        }
+    }
+}
+
+/* OpenBLAS on one thread while the OpenMP threads each run their own
+ * GEMMs (see gemm_batch); @return the count to restore. */
+static int blas_single(void)
+{
+    int old = openblas_get_num_threads ? openblas_get_num_threads() : 1;
+    if (old != 1 && openblas_set_num_threads) openblas_set_num_threads(1);
+    return old;
+}
+
+static void blas_restore(int old)
+{
+    if (old != 1 && openblas_set_num_threads) openblas_set_num_threads(old);
+}
+
+static int thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+mm_tensor *mm_tensor_attention(mm_ctx *ctx, mm_tensor *q, mm_tensor *k,
+                               mm_tensor *v, double scale)
+{
+    if (!q || !k || !v) return NULL;
+    if (check_inputs(ctx, "attention", q, k) ||
+        check_inputs(ctx, "attention", q, v))
+        return NULL;
+    int nd = q->ndim;
+    if (nd < 2 || k->ndim != nd || v->ndim != nd)
+        return fail(ctx, "attention: Q, K, V must be of one rank >= 2, got "
+                         "%d, %d, %d", q->ndim, k->ndim, v->ndim);
+    size_t bsz = (size_t)(nd - 2) * sizeof q->ne[0];
+    if (memcmp(q->ne, k->ne, bsz) || memcmp(q->ne, v->ne, bsz))
+        return fail(ctx, "attention: batch dimensions differ");
+    if (k->ne[nd - 1] != q->ne[nd - 1] || v->ne[nd - 2] != k->ne[nd - 2])
+        return fail(ctx, "attention: Q (.., %lld, %lld), K (.., %lld, %lld) "
+                         "and V (.., %lld, %lld) do not fit",
+                    (long long)q->ne[nd - 2], (long long)q->ne[nd - 1],
+                    (long long)k->ne[nd - 2], (long long)k->ne[nd - 1],
+                    (long long)v->ne[nd - 2], (long long)v->ne[nd - 1]);
+    if (q->device == MM_CUDA) {
+        mm_tensor *s = mm_tensor_matmul(ctx, q, k, 0, 1);
+        s = mm_tensor_softmax(ctx, mm_tensor_scale(ctx, s, scale));
+        return mm_tensor_matmul(ctx, s, v, 0, 0);
+    }
+    if (!row_ld(q)) q = mm_tensor_contiguous(ctx, q);
+    if (!row_ld(k)) k = mm_tensor_contiguous(ctx, k);
+    if (!row_ld(v)) v = mm_tensor_contiguous(ctx, v);
+    if (!q || !k || !v) return NULL;
+    attn_geo g = attn_geometry(q, k, v, scale);
+    size_t es = mm_dtype_size(g.dt);
+    int64_t ne[MM_MAX_DIMS];
+    memcpy(ne, q->ne, sizeof ne);
+    ne[nd - 1] = g.dv;
+    mm_tensor *out = tnew_raw(ctx, g.dt, nd, ne);
+    out->aux = arena_alloc(ctx, (size_t)(2 * g.batch * g.m) * es);
+    out->fp = scale;
+    int nt = n_threads();
+    char *scr = arena_alloc(ctx, (size_t)(nt * g.bm * g.n) * es);
+    char *st = out->aux, *o = out->data, *vd = v->data;
+    int64_t tasks = g.batch * g.nblk;
+    int old = blas_single();
+    _Pragma("omp parallel for schedule(static) num_threads(nt)")
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t b = t / g.nblk, r0 = t % g.nblk * g.bm;
+        int64_t rows = g.bm < g.m - r0 ? g.bm : g.m - r0;
+        char *s = scr + (size_t)(thread_num() * g.bm * g.n) * es;
+        attn_scores(&g, b, r0, rows, s);
+        attn_probs(g.dt, s, rows, g.n, st + (size_t)(2 * (b * g.m + r0)) * es,
+                   0);
+        gemm_ab(g.dt, 0, 0, (int)rows, (int)g.dv, (int)g.n, 1.0, s, (int)g.n,
+                vd + batch_off(v, b) * (int64_t)es, (int)g.ldv, 0.0,
+                o + (size_t)((b * g.m + r0) * g.dv) * es, (int)g.dv);
+    }
+    blas_restore(old);
+    return record(ctx, out, OP_ATTENTION, q, k, v);
+}
+
+/* Backward of batch item B, its query blocks in order: P recomputed from
+ * the saved row statistics, then dV += P^T dO, dP = dO V^T,
+ * dS = P (dP - rowsum(dO O)), dQ += scale dS K, dK += scale dS^T Q. GQ,
+ * GK, GV (contiguous, or NULL when not needed); FRESH[i]: that gradient is
+ * new and uninitialised, so its first contribution is written (beta 0);
+ * S and DP: scratch of bm x n each. */
+static void attn_back_item(const attn_geo *g, const mm_tensor *t, int64_t b,
+                           void *gq, void *gk, void *gv, const int fresh[3],
+                           void *s, void *dp)
+{
+    size_t es = mm_dtype_size(g->dt);
+    int64_t n = g->n, d = g->d, dv = g->dv;
+    const char *kp = (const char *)g->k->data + batch_off(g->k, b) * es;
+    const char *vp = (const char *)g->v->data + batch_off(g->v, b) * es;
+    for (int64_t blk = 0; blk < g->nblk; blk++) {
+        int64_t r0 = blk * g->bm, row0 = b * g->m + r0;
+        int64_t rows = g->bm < g->m - r0 ? g->bm : g->m - r0;
+        const char *qp = (const char *)g->q->data +
+                         (batch_off(g->q, b) + r0 * g->ldq) * es;
+        const char *go = (const char *)t->grad->data + row0 * dv * es;
+        const char *op = (const char *)t->data + row0 * dv * es;
+        attn_scores(g, b, r0, rows, s);
+        attn_probs(g->dt, s, rows, n, (char *)t->aux + 2 * row0 * es, 1);
+        double first = blk == 0 ? 0.0 : 1.0; /* beta of a fresh dK, dV */
+        if (gv)
+            gemm_ab(g->dt, 1, 0, (int)n, (int)dv, (int)rows, 1.0, s, (int)n,
+                    go, (int)dv, fresh[2] ? first : 1.0,
+                    (char *)gv + b * n * dv * es, (int)dv);
+        if (!gq && !gk) continue;
+        gemm_ab(g->dt, 0, 1, (int)rows, (int)n, (int)dv, 1.0, go, (int)dv, vp,
+                (int)g->ldv, 0.0, dp, (int)n);
+        FOR_REAL(g->dt, {
+            const real *p = s, *gor = (const real *)go, *orr = (const real *)op;
+            real *ds = dp;
+            for (int64_t r = 0; r < rows; r++) {
+                real dd = 0;
+                for (int64_t c = 0; c < dv; c++)
+                    dd += gor[r * dv + c] * orr[r * dv + c];
+                const real *pr = p + r * n;
+                real *dr = ds + r * n;
+                _Pragma("omp simd")
+                for (int64_t j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - dd);
+            }
+        });
+        if (gq)
+            gemm_ab(g->dt, 0, 0, (int)rows, (int)d, (int)n, g->scale, dp,
+                    (int)n, kp, (int)g->ldk, fresh[0] ? 0.0 : 1.0,
+                    (char *)gq + row0 * d * es, (int)d);
+        if (gk)
+            gemm_ab(g->dt, 1, 0, (int)n, (int)d, (int)rows, g->scale, dp,
+                    (int)n, qp, (int)g->ldq, fresh[1] ? first : 1.0,
+                    (char *)gk + b * n * d * es, (int)d);
+    }
+}
+
+/* Batch items split over the threads, each with one-thread BLAS: every
+ * gradient element is summed in one thread in block order, so the bits do
+ * not depend on the thread count (as long as it is at most the number of
+ * items). With fewer items than threads, the items run one by one and
+ * BLAS threads each GEMM. */
+static void backward_attention(mm_tensor *t)
+{
+    mm_tensor *q = t->src[0], *k = t->src[1], *v = t->src[2];
+    attn_geo g = attn_geometry(q, k, v, t->fp);
+    size_t es = mm_dtype_size(g.dt);
+    int fresh[3] = {0, 0, 0};
+    void *gq = q->requires_grad ? grad_of_fresh(t->ctx, q, &fresh[0])->data : NULL;
+    void *gk = k->requires_grad ? grad_of_fresh(t->ctx, k, &fresh[1])->data : NULL;
+    void *gv = v->requires_grad ? grad_of_fresh(t->ctx, v, &fresh[2])->data : NULL;
+    if (q == k || q == v || k == v) /* one gradient for two inputs: the
+                                        contributions interleave, so zero */
+        for (int i = 0; i < 3; i++)
+            if (fresh[i]) {
+                mm_tensor *x = t->src[i];
+                memset(x->grad->data, 0, (size_t)mm_tensor_numel(x) * es);
+                fresh[i] = 0;
+            }
+    int nt = n_threads();
+    int par = g.batch >= nt; /* one thread: this path too, one-thread BLAS */
+    size_t per = (size_t)(g.bm * g.n) * es;
+    char *scr = arena_alloc(t->ctx, (par ? nt : 1) * 2 * per);
+    if (!par) {
+        for (int64_t b = 0; b < g.batch; b++)
+            attn_back_item(&g, t, b, gq, gk, gv, fresh, scr, scr + per);
+        return;
+    }
+    int old = blas_single();
+    _Pragma("omp parallel for schedule(static) num_threads(nt)")
+    for (int64_t b = 0; b < g.batch; b++) {
+        char *s = scr + (size_t)thread_num() * 2 * per;
+        attn_back_item(&g, t, b, gq, gk, gv, fresh, s, s + per);
+    }
+    blas_restore(old);
 }
 
 mm_tensor *mm_tensor_linear(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
@@ -3712,6 +4310,7 @@ int mm_tensor_backward(mm_ctx *ctx, mm_tensor *loss)
             if (t->src[0]->requires_grad) backward_softmax(t);
             break;
         case OP_LAYERNORM: backward_layernorm(t); break;
+        case OP_ATTENTION: backward_attention(t); break;
         case OP_CROSS_ENTROPY:
             if (t->src[0]->requires_grad) backward_cross_entropy(t);
             break;

@@ -162,7 +162,11 @@ int mm_tensor_is_contiguous(const mm_tensor *t);
  * memory, or device memory for a tensor on MM_CUDA. */
 void *mm_tensor_data(mm_tensor *t);
 /* The gradient (a contiguous tensor of the same shape), or NULL before
- * backward reached T or when T does not require grad. */
+ * backward reached T or when T does not require grad. For a reshape or
+ * contiguous copy T of a tensor A, or T = A + B or A - B with A of T's
+ * size, backward may hand T's gradient buffer on to A when A is not a
+ * parameter: after backward, T's gradient then holds A's (T's plus A's
+ * other uses). Parameters and leaves read as documented. */
 mm_tensor *mm_tensor_grad(mm_tensor *t);
 /* Mark a leaf made in a context as needing its gradient (inputs of a
  * gradient check). Parameters in mm_params always need theirs. */
@@ -315,6 +319,21 @@ mm_tensor *mm_tensor_dropout(mm_ctx *ctx, mm_tensor *x, double p,
 mm_tensor *mm_tensor_alpha_dropout(mm_ctx *ctx, mm_tensor *x, double p,
                                    uint64_t seed, int train);
 
+/* softmax(SCALE Q K^T) V, fused and blocked (flash-attention style on the
+ * CPU): Q (..., M, D), K (..., N, D), V (..., N, Dv) with equal batch dims
+ * (0 to 2 of them); the result is (..., M, Dv). The softmax is over N.
+ * Inputs may be strided views (the last dimension must have stride 1, else
+ * they are copied). The M x N scores are never kept: the forward saves
+ * each row's max and normaliser, and the backward recomputes each block of
+ * probabilities. The forward splits (batch, block of query rows) over the
+ * threads; the backward splits over the batch (each batch item's blocks in
+ * order, so dK and dV sum in a fixed order), and with fewer batch items
+ * than threads runs them one by one on threaded BLAS. Except in that last
+ * case every GEMM runs on one BLAS thread, so the bits do not depend on
+ * the thread count. On CUDA it is the composition matmul, scale, softmax,
+ * matmul. */
+mm_tensor *mm_tensor_attention(mm_ctx *ctx, mm_tensor *q, mm_tensor *k,
+                               mm_tensor *v, double scale);
 /* Depthwise 1-D convolution along L, no bias, zero padding K/2 each side
  * (K odd, so the length is kept): X (B, C, L) or (B, C, L, D), W (C, K);
  * y[b,c,i,d] = sum_k W[c,k] X[b,c,i+k-K/2,d]. The 4-D form is Nystrom's

@@ -389,6 +389,57 @@ static mm_tensor *b_softmax_axis(mm_ctx *c, mm_tensor **in, const void *ud)
                 : mm_tensor_softmax_axis(c, in[0], a[0]);
 }
 
+/* UD: double scale. 3 inputs Q, K, V: mm_tensor_attention. */
+static mm_tensor *b_attention(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    return mm_tensor_attention(c, in[0], in[1], in[2], *(const double *)ud);
+}
+/* Q = K = V: one tensor, three gradient contributions; UD as above. */
+static mm_tensor *b_attention_self(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    /* an intermediate, so its gradient is made by the attention backward */
+    mm_tensor *x = mm_tensor_scale(c, in[0], 0.5);
+    return mm_tensor_attention(c, x, x, x, *(const double *)ud);
+}
+/* add/sub of intermediates (a full-size source takes over the output's
+ * gradient buffer): UD int 0: a + b, 1: a - b, 2: a + a, 3: a - 3a. The
+ * sources' other use, a * b, is recorded first, so its backward runs
+ * after the add's and adds into the handed-over buffer. */
+static mm_tensor *b_addsub_inter(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    int k = *(const int *)ud;
+    mm_tensor *a = mm_tensor_scale(c, in[0], 0.5);
+    mm_tensor *b = mm_tensor_scale(c, in[1], 2);
+    mm_tensor *z = mm_tensor_mul(c, a, b);
+    mm_tensor *y = k == 0   ? mm_tensor_add(c, a, b)
+                   : k == 1 ? mm_tensor_sub(c, a, b)
+                   : k == 2 ? mm_tensor_add(c, a, a)
+                            : mm_tensor_sub(c, a, mm_tensor_scale(c, a, 3));
+    return mm_tensor_mul(c, mm_tensor_exp(c, y), z);
+}
+/* matmul of intermediates (their gradients start in backward_matmul:
+ * written, or zeroed then summed over the batch when shared); UD as
+ * b_matmul. */
+static mm_tensor *b_matmul_inter(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    const int *t = ud;
+    return mm_tensor_matmul(c, mm_tensor_scale(c, in[0], 0.5),
+                            mm_tensor_scale(c, in[1], 2), t[0], t[1]);
+}
+/* One input (B, N, 3 H Dh) cut into head views (B, H, N, Dh) as mm_mha
+ * does (reshape, slice, transpose: strided, no copies); UD as above. */
+static mm_tensor *b_attention_heads(mm_ctx *c, mm_tensor **in,
+                                    const void *ud)
+{
+    int64_t b = mm_tensor_dim(in[0], 0), n = mm_tensor_dim(in[0], 1);
+    mm_tensor *x = mm_tensor_reshape(c, in[0], 4, (int64_t[]){b, n, 6, 2});
+    mm_tensor *h[3];
+    for (int i = 0; i < 3; i++)
+        h[i] = mm_tensor_transpose(c, mm_tensor_slice(c, x, 2, 2 * i, 2), 1,
+                                   2);
+    return mm_tensor_attention(c, h[0], h[1], h[2], *(const double *)ud);
+}
+
 #define S1(a) {1, {a}}
 #define S2(a, b) {2, {a, b}}
 #define S3(a, b, c) {3, {a, b, c}}
@@ -419,6 +470,24 @@ static void test_gradients(void)
     }
     gradcheck("matmul 4-D", 2, (shape[]){S4(2, 2, 3, 4), S4(2, 2, 4, 2)}, 0,
               b_matmul, tr[0]);
+    static const int asi[4] = {0, 1, 2, 3};
+    static const char *const asn[4] = {"a + b", "a - b", "a + a",
+                                       "a - 3a"};
+    for (int k = 0; k < 4; k++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "%s of intermediates", asn[k]);
+        gradcheck(nm, 2, (shape[]){S2(3, 4), k < 2 ? (shape)S2(3, 4)
+                                                   : (shape)S1(4)},
+                  0, b_addsub_inter, &asi[k]);
+    }
+    gradcheck("a + b of intermediates, b broadcast", 2,
+              (shape[]){S2(3, 4), S1(4)}, 0, b_addsub_inter, &asi[0]);
+    gradcheck("matmul of intermediates, batched", 2,
+              (shape[]){S3(2, 4, 3), S3(2, 4, 5)}, 0, b_matmul_inter, tr[1]);
+    gradcheck("matmul of intermediates, shared B, ta=1", 2,
+              (shape[]){S3(2, 4, 3), S2(4, 5)}, 0, b_matmul_inter, tr[1]);
+    gradcheck("matmul of intermediates, shared A", 2,
+              (shape[]){S2(3, 4), S3(2, 4, 5)}, 0, b_matmul_inter, tr[0]);
 
     static const shape bc[][2] = {
         {S2(3, 4), S2(3, 4)},
@@ -552,6 +621,135 @@ static void test_gradients(void)
             int ud[2] = {smx[k].axis, lg};
             gradcheck(nm, 1, &smx[k].s, 0, b_softmax_axis, ud);
         }
+    double sc = 0.6, sc1 = 1;
+    gradcheck("attention 3-D", 3,
+              (shape[]){S3(2, 5, 3), S3(2, 7, 3), S3(2, 7, 4)}, 0,
+              b_attention, &sc);
+    gradcheck("attention 2-D, scale 1", 3,
+              (shape[]){S2(6, 4), S2(3, 4), S2(3, 5)}, 0, b_attention, &sc1);
+    gradcheck("attention 4-D head views", 1, (shape[]){S3(2, 5, 12)}, 0,
+              b_attention_heads, &sc);
+    gradcheck("attention Q = K = V", 1, (shape[]){S3(2, 6, 3)}, 0,
+              b_attention_self, &sc);
+}
+
+/* mm_tensor_attention against the composition it replaces (matmul, scale,
+ * softmax, matmul) in f32: outputs and the gradients of Q, K and V, at
+ * sizes with several blocks of query rows and a ragged last block; on
+ * head views (strided) too. Max |fused - unfused| / max |unfused|. */
+static void test_attention_vs_unfused(void)
+{
+    static const struct {
+        int64_t b, h, m, n, d, dv;
+        int views;
+    } cs[] = {
+        /* blocks of 256 rows, fewer past 8 MiB of f32 scores (attn_block) */
+        {1, 1, 5, 9, 4, 3, 0},       /* one block */
+        {2, 3, 600, 500, 8, 5, 0},   /* 256, 256, 88 */
+        {1, 2, 300, 9000, 4, 3, 0},  /* 224 (8 MiB / 9000 keys), 76 */
+        {1, 2, 900, 900, 16, 16, 1}, /* heads of one (B, N, 3 H Dh):
+                                        256 x 3 + 132 */
+        {1, 1, 300, 1500, 6, 7, 0},  /* batch 1 (the backward without
+                                        threads over the batch): 256 + 44 */
+    };
+    for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++) {
+        int64_t B = cs[ci].b, H = cs[ci].h, M = cs[ci].m, N = cs[ci].n,
+                D = cs[ci].d, DV = cs[ci].dv;
+        int views = cs[ci].views;
+        double scale = 1 / sqrt((double)D);
+        mm_params *p = mm_params_new(MM_F32);
+        mm_tensor *in[3];
+        if (views) /* Q, K, V from one (B, N, 3 H D); M = N */
+            in[0] = mm_params_add(p, "x", 3, (int64_t[]){B, N, 3 * H * D});
+        else {
+            in[0] = mm_params_add(p, "q", 4, (int64_t[]){B, H, M, D});
+            in[1] = mm_params_add(p, "k", 4, (int64_t[]){B, H, N, D});
+            in[2] = mm_params_add(p, "v", 4, (int64_t[]){B, H, N, DV});
+        }
+        if (mm_params_alloc(p)) {
+            ok(0, "attention vs unfused: alloc");
+            mm_params_free(p);
+            continue;
+        }
+        rng_state = 1234 + ci;
+        for (int i = 0; i < mm_params_count(p); i++) {
+            mm_tensor *t = mm_params_get(p, i);
+            for (int64_t j = 0; j < mm_tensor_numel(t); j++)
+                ((float *)mm_tensor_data(t))[j] = (float)(4 * urand() - 2);
+        }
+        int np = mm_params_count(p);
+        int64_t nout = B * H * (views ? N : M) * DV, ntot = 0;
+        for (int i = 0; i < np; i++) ntot += mm_tensor_numel(mm_params_get(p, i));
+        double *res[2][2];
+        for (int f = 0; f < 2; f++) {
+            res[f][0] = malloc((size_t)nout * sizeof(double));
+            res[f][1] = malloc((size_t)ntot * sizeof(double));
+        }
+        double *r = malloc((size_t)nout * sizeof(double));
+        for (int64_t j = 0; j < nout; j++) r[j] = urand() - 0.5;
+        int good = 1;
+        for (int fused = 0; fused < 2; fused++) {
+            mm_ctx *c = mm_ctx_new();
+            mm_params_zero_grad(p);
+            mm_tensor *q = in[0], *k = in[1], *v = in[2];
+            if (views) {
+                mm_tensor *x = mm_tensor_reshape(
+                    c, in[0], 4, (int64_t[]){B, N, 3 * H, D});
+                mm_tensor *hv[3];
+                for (int i = 0; i < 3; i++)
+                    hv[i] = mm_tensor_transpose(
+                        c, mm_tensor_slice(c, x, 2, i * H, H), 1, 2);
+                q = hv[0], k = hv[1], v = hv[2];
+            }
+            mm_tensor *y;
+            if (fused) y = mm_tensor_attention(c, q, k, v, scale);
+            else {
+                y = mm_tensor_matmul(c, q, k, 0, 1);
+                y = mm_tensor_softmax(c, mm_tensor_scale(c, y, scale));
+                y = mm_tensor_matmul(c, y, v, 0, 0);
+            }
+            mm_tensor *rt = mm_tensor_new(c, MM_F32, 4,
+                                          (int64_t[]){B, H, views ? N : M, DV});
+            if (rt) mm_tensor_set_f64(rt, r, nout);
+            mm_tensor *loss = mm_tensor_sum_all(c, mm_tensor_mul(c, y, rt));
+            if (!loss || mm_tensor_backward(c, loss) ||
+                mm_tensor_get_f64(y, res[fused][0], nout)) {
+                good = 0;
+                mm_ctx_free(c);
+                break;
+            }
+            int64_t off = 0;
+            for (int i = 0; i < np; i++) {
+                mm_tensor *g = mm_tensor_grad(mm_params_get(p, i));
+                int64_t n = mm_tensor_numel(g);
+                mm_tensor_get_f64(g, res[fused][1] + off, n);
+                off += n;
+            }
+            mm_ctx_free(c);
+        }
+        double rel[2] = {INFINITY, INFINITY};
+        for (int w = 0; w < 2 && good; w++) {
+            int64_t n = w ? ntot : nout;
+            double mx = 0, md = 0;
+            for (int64_t j = 0; j < n; j++) {
+                mx = fmax(mx, fabs(res[0][w][j]));
+                md = fmax(md, fabs(res[1][w][j] - res[0][w][j]));
+            }
+            rel[w] = mx > 0 ? md / mx : INFINITY;
+        }
+        ok(rel[0] < 1e-5 && rel[1] < 1e-5,
+           "attention (%lld, %lld, %lld, %lld) x (%lld, %lld)%s vs unfused: "
+           "output %.2e, gradients %.2e",
+           (long long)B, (long long)H, (long long)M, (long long)N,
+           (long long)D, (long long)DV, views ? " head views" : "", rel[0],
+           rel[1]);
+        for (int f = 0; f < 2; f++) {
+            free(res[f][0]);
+            free(res[f][1]);
+        }
+        free(r);
+        mm_params_free(p);
+    }
 }
 
 // ---- forward values ------------------------------------------------------------
@@ -916,6 +1114,47 @@ static void test_forward_more(void)
 
 // ---- views ------------------------------------------------------------------------
 
+/* f32 GELU and its gradient (an AVX-512 kernel where the CPU has it, with
+ * its own erf) against the f64 ones (libm erf) over [-12, 12]: within
+ * 4e-7 max(1, |x|), about 2 f32 ulps of the output's scale. */
+static void test_gelu_f32(void)
+{
+    enum { N = 20001 };
+    static double v[N], y32[N], y64[N], g32[N], g64[N];
+    for (int i = 0; i < N; i++) v[i] = (float)(-12 + 24.0 * i / (N - 1));
+    double err[2] = {INFINITY, INFINITY};
+    mm_params *p[2];
+    mm_tensor *x[2];
+    for (int k = 0; k < 2; k++) {
+        p[k] = mm_params_new(k ? MM_F64 : MM_F32);
+        x[k] = mm_params_add(p[k], "x", 1, (int64_t[]){N});
+    }
+    mm_ctx *c = mm_ctx_new();
+    if (mm_params_alloc(p[0]) == 0 && mm_params_alloc(p[1]) == 0) {
+        int good = 1;
+        for (int k = 0; k < 2 && good; k++) {
+            mm_ctx_reset(c);
+            mm_tensor_set_f64(x[k], v, N);
+            mm_tensor *y = mm_tensor_gelu(c, x[k]);
+            good = y && mm_tensor_get_f64(y, k ? y64 : y32, N) == 0 &&
+                   mm_tensor_backward(c, mm_tensor_sum_all(c, y)) == 0 &&
+                   mm_tensor_get_f64(mm_tensor_grad(x[k]), k ? g64 : g32, N) == 0;
+        }
+        for (int i = 0; i < N && good; i++) {
+            double s = fmax(1, fabs(v[i]));
+            if (i == 0) err[0] = err[1] = 0;
+            err[0] = fmax(err[0], fabs(y32[i] - y64[i]) / s);
+            err[1] = fmax(err[1], fabs(g32[i] - g64[i]) / s);
+        }
+    }
+    ok(err[0] < 4e-7 && err[1] < 4e-7,
+       "gelu f32 vs f64 on [-12, 12]: value %.2e, gradient %.2e (/ max(1, |x|))",
+       err[0], err[1]);
+    mm_ctx_free(c);
+    mm_params_free(p[0]);
+    mm_params_free(p[1]);
+}
+
 static void test_views(void)
 {
     mm_ctx *c = mm_ctx_new();
@@ -1161,14 +1400,74 @@ static void test_thread_independence(void)
 #endif
 }
 
+/* The fused attention, forward and backward, gives the same bits on 1 and
+ * 4 threads when the batch (6 heads) has at least as many items. */
+static void test_attention_threads(void)
+{
+#ifdef _OPENMP
+    unsigned char *bits[2] = {NULL, NULL};
+    size_t nbits = 0;
+    for (int run = 0; run < 2; run++) {
+        int old = omp_get_max_threads();
+        omp_set_num_threads(run ? 4 : 1);
+        mm_params *p = mm_params_new(MM_F32);
+        mm_params_add(p, "q", 4, (int64_t[]){1, 6, 200, 16});
+        mm_params_add(p, "k", 4, (int64_t[]){1, 6, 5000, 16});
+        mm_params_add(p, "v", 4, (int64_t[]){1, 6, 5000, 8});
+        if (mm_params_alloc(p)) break;
+        rng_state = 99;
+        for (int i = 0; i < mm_params_count(p); i++) {
+            mm_tensor *t = mm_params_get(p, i);
+            for (int64_t j = 0; j < mm_tensor_numel(t); j++)
+                ((float *)mm_tensor_data(t))[j] = (float)(4 * urand() - 2);
+        }
+        mm_ctx *c = mm_ctx_new();
+        mm_tensor *y = mm_tensor_attention(c, mm_params_get(p, 0),
+                                           mm_params_get(p, 1),
+                                           mm_params_get(p, 2), 0.25);
+        mm_tensor *loss = mm_tensor_sum_all(c, mm_tensor_square(c, y));
+        if (!loss || mm_tensor_backward(c, loss)) {
+            mm_ctx_free(c);
+            mm_params_free(p);
+            omp_set_num_threads(old);
+            break;
+        }
+        size_t ny = (size_t)mm_tensor_numel(y) * sizeof(float);
+        nbits = ny + (size_t)mm_params_numel(p) * sizeof(float);
+        bits[run] = malloc(nbits);
+        memcpy(bits[run], mm_tensor_data(y), ny);
+        size_t off = ny;
+        for (int i = 0; i < mm_params_count(p); i++) {
+            mm_tensor *g = mm_tensor_grad(mm_params_get(p, i));
+            size_t n = (size_t)mm_tensor_numel(g) * sizeof(float);
+            memcpy(bits[run] + off, mm_tensor_data(g), n);
+            off += n;
+        }
+        mm_ctx_free(c);
+        mm_params_free(p);
+        omp_set_num_threads(old);
+    }
+    ok(bits[0] && bits[1] && memcmp(bits[0], bits[1], nbits) == 0,
+       "attention (6 heads, 200 x 5000): 1 and 4 threads give the same "
+       "output and gradient bits");
+    free(bits[0]);
+    free(bits[1]);
+#else
+    ok(1, "# SKIP no OpenMP");
+#endif
+}
+
 int main(void)
 {
     test_forward();
     test_forward_more();
     test_views();
+    test_gelu_f32();
     test_gradients();
+    test_attention_vs_unfused();
     test_arena_and_determinism();
     test_adam();
     test_thread_independence();
+    test_attention_threads();
     return done_testing();
 }
