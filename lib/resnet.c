@@ -7,14 +7,15 @@
  *   - 3x3 stride 1: Winograd F(4x4, 3x3) (Lavin and Gray 2016): 36 sgemms
  *     of (tiles, Cin) x (Cin, Cout), 4x fewer multiplications than direct;
  *   - 7x7 stem and 3x3 stride 2: im2col in row chunks, then sgemm.
- * BatchNorm is folded into the weights at load time; bias, ReLU and the
- * residual add are one pass over each output chunk while it is in cache
- * (the residual by letting sgemm accumulate onto the shortcut, beta = 1).
+ * BatchNorm is folded into the weights at load time. Every GEMM is
+ * mm__gemm (resnet_gemm.c): an AVX-512 kernel with the weights packed at
+ * load time and bias, ReLU and the residual add (accumulating onto the
+ * shortcut) applied before the output leaves the registers, or cblas_sgemm
+ * and one epilogue pass elsewhere.
  * All scratch memory is held by the model and reused across calls.
  * SPDX-License-Identifier: MIT */
 #include "config.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -27,6 +28,7 @@
 #include "mm/rng.h"
 #include "mm/safetensors.h"
 #include "mm/sha256.h"
+#include "resnet_gemm.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -42,6 +44,7 @@ typedef struct {
     float *w, *b;
     float *wg; /* (k, k, cin, cout): the GEMM's B for im2col / 1x1 */
     float *wu; /* (36, cin, cout): Winograd-domain weights, 3x3 stride 1 */
+    mm__gemm_b *pg, *pu[36]; /* wg and each of wu's 36 prepared for mm__gemm */
 } conv;
 
 enum { NBUF = 4 };
@@ -148,6 +151,8 @@ static int load_conv(void *ctx, const char *cname, const char *bname,
     c->b = mm_malloc(cout * sizeof *c->b);
     c->wg = NULL;
     c->wu = NULL;
+    c->pg = NULL;
+    memset(c->pu, 0, sizeof c->pu);
     c->c = (mm_resnet_conv){c->name, cin, cout, k, stride, pad, relu, c->w,
                             c->b};
     float *g = L->tmp, *be = g + cout, *mu = be + cout, *var = mu + cout;
@@ -195,6 +200,7 @@ static int load_conv(void *ctx, const char *cname, const char *bname,
                 for (int kx = 0; kx < k; kx++)
                     c->wg[(((size_t)ky * k + kx) * cin + i) * cout + o] =
                         c->w[(((size_t)o * cin + i) * k + ky) * k + kx];
+    c->pg = mm__gemm_pack(c->wg, (int)per, cout);
     if (k == 3 && stride == 1) {
         /* U = G g G^T per (o, i), in double, stored (36, cin, cout) */
         static const double G[6][3] = {{1.0 / 4, 0, 0},
@@ -218,6 +224,9 @@ static int load_conv(void *ctx, const char *cname, const char *bname,
                             (float)(t[a][0] * G[b][0] + t[a][1] * G[b][1] +
                                     t[a][2] * G[b][2]);
             }
+        for (int xi = 0; xi < 36; xi++)
+            c->pu[xi] = mm__gemm_pack(c->wu + (size_t)xi * cin * cout, cin,
+                                      cout);
     }
     return 0;
 }
@@ -286,6 +295,8 @@ void mm_resnet_free(mm_resnet *m)
         free(m->cv[i].b);
         free(m->cv[i].wg);
         free(m->cv[i].wu);
+        mm__gemm_free(m->cv[i].pg);
+        for (int xi = 0; xi < 36; xi++) mm__gemm_free(m->cv[i].pu[xi]);
     }
     free(m->cv);
     for (int i = 0; i < NBUF; i++) free(m->buf[i]);
@@ -428,9 +439,9 @@ void mm_resnet_resize(const uint8_t *rgb, int h, int w, int oh, int ow,
 }
 
 // ---- forward ---------------------------------------------------------------
-/* One thread pool: the OpenMP threads each run whole chunks (gather, sgemm
- * on one BLAS thread, epilogue) on their own rows while the chunk is in
- * their cache. OpenBLAS's own threads would spin against OpenMP's on the
+/* One thread pool: the OpenMP threads each run whole chunks (gather, GEMM
+ * on one thread, epilogue) on their own rows while the chunk is in their
+ * cache. OpenBLAS's own threads would spin against OpenMP's on the
  * same cores, so it is set to 1 thread for the call (weak symbol: other
  * CBLAS libraries are used as they are). */
 extern void openblas_set_num_threads(int) __attribute__((weak));
@@ -484,18 +495,6 @@ static float *grow(float **p, size_t *cap, size_t n)
     return *p;
 }
 
-/* Y[r, :] = act(Y[r, :] + b) for R rows of COUT (a multiple of 4). */
-static void epilogue(float *y, size_t r, int cout, const float *b, int relu)
-{
-    for (size_t i = 0; i < r; i++) {
-        float *p = y + i * cout;
-        for (int o = 0; o < cout; o += 4) {
-            v4 v = ld4(p + o) + ld4(b + o);
-            st4(p + o, relu ? relu4(v) : v);
-        }
-    }
-}
-
 /* Gather rows [R0, R0 + R) of conv C's im2col matrix (output pixels of
  * (N, HO, WO) as rows, (ky, kx, cin) as columns) from X (N, H, W, cin) into
  * COL, zeros outside the image; 1x1 stride 2 is a subsample copy. */
@@ -538,7 +537,8 @@ static void conv_gemm(mm_resnet *m, const conv *c, const float *x, int n,
     size_t ch = ((size_t)1 << 17) / cout;
     if (ch < 128) ch = 128;
     size_t nch = (rows + ch - 1) / ch;
-    int relu = c->c.relu || acc;
+    int flags = (acc ? MM__GEMM_ACC : 0) |
+                (c->c.relu || acc ? MM__GEMM_RELU : 0);
     if (!direct)
         for (int t = 0; t < nt; t++) grow(&m->ts[t].col, &m->ts[t].colcap, ch * kk);
     _Pragma("omp parallel for schedule(dynamic, 1)")
@@ -550,10 +550,8 @@ static void conv_gemm(mm_resnet *m, const conv *c, const float *x, int n,
             im2col(c, x, h, w, ho, wo, r0, r, col);
             a = col;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, cout,
-                    (int)kk, 1.0f, a, (int)kk, c->wg, cout,
-                    acc ? 1.0f : 0.0f, y + r0 * cout, cout);
-        epilogue(y + r0 * cout, r, cout, c->b, relu);
+        mm__gemm((int)r, a, (int)kk, c->pg, c->b, flags, y + r0 * cout,
+                 cout);
     }
 }
 
@@ -664,10 +662,8 @@ static void conv_wino(mm_resnet *m, const conv *c, const float *x, int n,
                 wino_in(x, h, w, th, tw, cin, t0 + t, V + t * cin, k * cin);
             _Pragma("omp for schedule(dynamic, 1)")
             for (int xi = 0; xi < 36; xi++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)k,
-                            cout, cin, 1.0f, V + (size_t)xi * k * cin, cin,
-                            c->wu + (size_t)xi * cin * cout, cout, 0.0f,
-                            M + (size_t)xi * k * cout, cout);
+                mm__gemm((int)k, V + (size_t)xi * k * cin, cin, c->pu[xi],
+                         NULL, 0, M + (size_t)xi * k * cout, cout);
             _Pragma("omp for schedule(static)")
             for (size_t t = 0; t < k; t++)
                 wino_out(M + t * cout, k * cout, c->b, c->c.relu, h, w, th,
