@@ -17,7 +17,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -688,7 +687,9 @@ static void conv_fwd(mm_resnet *m, const conv *c, const float *x, int n,
         conv_gemm(m, c, x, n, h, w, ho, wo, y, acc);
 }
 
-/* 3x3 stride-2 pad-1 max-pool, NHWC (padding never wins, as torch). */
+/* 3x3 stride-2 pad-1 max-pool, NHWC (padding never wins, as torch);
+ * CCH a multiple of 4. Branch-free vector max: on real data the scalar
+ * compare mispredicts about half the time. */
 static void maxpool(const float *x, int n, int h, int w, int cch, float *y,
                     int *pho, int *pwo)
 {
@@ -698,18 +699,20 @@ static void maxpool(const float *x, int n, int h, int w, int cch, float *y,
     for (size_t q = 0; q < rows; q++) {
         int ox = (int)(q % wo), oy = (int)(q / wo % ho);
         size_t b = q / ((size_t)wo * ho);
+        int y0 = oy * 2 - 1 < 0 ? 0 : oy * 2 - 1, y1 = oy * 2 + 1;
+        int x0 = ox * 2 - 1 < 0 ? 0 : ox * 2 - 1, x1 = ox * 2 + 1;
+        if (y1 >= h) y1 = h - 1;
+        if (x1 >= w) x1 = w - 1;
         float *d = y + q * cch;
-        for (int c = 0; c < cch; c++) d[c] = -FLT_MAX;
-        for (int ky = -1; ky <= 1; ky++) {
-            int iy = oy * 2 + ky;
-            if (iy < 0 || iy >= h) continue;
-            for (int kx = -1; kx <= 1; kx++) {
-                int ix = ox * 2 + kx;
-                if (ix < 0 || ix >= w) continue;
-                const float *sp = x + ((b * h + iy) * w + ix) * cch;
-                for (int c = 0; c < cch; c++)
-                    if (sp[c] > d[c]) d[c] = sp[c];
-            }
+        for (int c = 0; c < cch; c += 4) {
+            v4 mx = ld4(x + ((b * h + y0) * w + x0) * cch + c);
+            for (int iy = y0; iy <= y1; iy++)
+                for (int ix = x0; ix <= x1; ix++) {
+                    v4 v = ld4(x + ((b * h + iy) * w + ix) * cch + c);
+                    v4i gt = v > mx;
+                    mx = (v4)(((v4i)v & gt) | ((v4i)mx & ~gt));
+                }
+            st4(d + c, mx);
         }
     }
     *pho = ho;

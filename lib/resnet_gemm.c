@@ -110,16 +110,23 @@ static void gemm_blas(int m, const float *a, int lda, const mm__gemm_b *b,
 #define AVX512 __attribute__((target("avx512f,fma")))
 
 /* C[0..R) x [0..32) under masks M0, M1 (the last panel's ragged columns)
- * = act(A[0..R) x [0..K) P + bias [+ C]); R a constant after inlining, so
- * the accumulators live in registers. */
+ * += A[0..R) x [0..K) P, one block of K: the sum starts from C when INIT
+ * (a later block of K, or the residual add) else from 0, and when FIN
+ * (the last block) gets the bias and the ReLU before it is stored. R is a
+ * constant after inlining, so the accumulators live in registers. */
 static inline __attribute__((always_inline)) AVX512 void
 tile(const int r, int k, const float *a, size_t lda, const float *p,
-     const float *bias, int flags, float *c, size_t ldc, __mmask16 m0,
-     __mmask16 m1)
+     const float *bias, int init, int fin, int relu, float *c, size_t ldc,
+     __mmask16 m0, __mmask16 m1)
 {
     __m512 c0[MR], c1[MR];
 #pragma GCC unroll 14
-    for (int i = 0; i < r; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int i = 0; i < r; i++) {
+        c0[i] = init ? _mm512_maskz_loadu_ps(m0, c + i * ldc)
+                     : _mm512_setzero_ps();
+        c1[i] = init ? _mm512_maskz_loadu_ps(m1, c + i * ldc + 16)
+                     : _mm512_setzero_ps();
+    }
     for (int q = 0; q < k; q++) {
         __m512 b0 = _mm512_load_ps(p + (size_t)q * NR);
         __m512 b1 = _mm512_load_ps(p + (size_t)q * NR + 16);
@@ -130,21 +137,23 @@ tile(const int r, int k, const float *a, size_t lda, const float *p,
             c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
         }
     }
-    __m512 bb0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-    __m512 bb1 =
-        bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    __m512 bb0 = _mm512_setzero_ps(), bb1 = _mm512_setzero_ps();
+    if (fin && bias) {
+        bb0 = _mm512_maskz_loadu_ps(m0, bias);
+        bb1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    }
     __m512 z = _mm512_setzero_ps();
 #pragma GCC unroll 14
     for (int i = 0; i < r; i++) {
         float *o = c + i * ldc;
-        __m512 v0 = _mm512_add_ps(c0[i], bb0), v1 = _mm512_add_ps(c1[i], bb1);
-        if (flags & MM__GEMM_ACC) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, o));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, o + 16));
-        }
-        if (flags & MM__GEMM_RELU) {
-            v0 = _mm512_max_ps(v0, z);
-            v1 = _mm512_max_ps(v1, z);
+        __m512 v0 = c0[i], v1 = c1[i];
+        if (fin) {
+            v0 = _mm512_add_ps(v0, bb0);
+            v1 = _mm512_add_ps(v1, bb1);
+            if (relu) {
+                v0 = _mm512_max_ps(v0, z);
+                v1 = _mm512_max_ps(v1, z);
+            }
         }
         _mm512_mask_storeu_ps(o, m0, v0);
         _mm512_mask_storeu_ps(o + 16, m1, v1);
@@ -153,18 +162,19 @@ tile(const int r, int k, const float *a, size_t lda, const float *p,
 
 #define TILE(R)                                                               \
     case R:                                                                   \
-        tile(R, k, a, lda, p, bias, flags, c, ldc, m0, m1);                   \
+        tile(R, k, a, lda, p, bias, init, fin, relu, c, ldc, m0, m1);         \
         break
 
 static AVX512 void tile_any(int r, int k, const float *a, size_t lda,
-                            const float *p, const float *bias, int flags,
-                            float *c, size_t ldc, __mmask16 m0, __mmask16 m1)
+                            const float *p, const float *bias, int init,
+                            int fin, int relu, float *c, size_t ldc,
+                            __mmask16 m0, __mmask16 m1)
 {
     switch (r) {
         TILE(1); TILE(2); TILE(3); TILE(4); TILE(5); TILE(6); TILE(7);
         TILE(8); TILE(9); TILE(10); TILE(11); TILE(12); TILE(13);
     default:
-        tile(MR, k, a, lda, p, bias, flags, c, ldc, m0, m1);
+        tile(MR, k, a, lda, p, bias, init, fin, relu, c, ldc, m0, m1);
     }
 }
 
@@ -173,23 +183,32 @@ static AVX512 void gemm_avx512(int m, const float *a, int lda,
                                int flags, float *c, int ldc)
 {
     int k = b->k, n = b->n, np = (n + NR - 1) / NR;
-    /* rows per block: its part of A near 192 KiB (L2 holds it and the
-     * panel of B in use), a whole number of tiles */
-    int mb = (int)(((size_t)48 << 10) / (k > 0 ? k : 1)) / MR * MR;
+    int relu = (flags & MM__GEMM_RELU) != 0;
+    /* K in even blocks of at most 256: a block of a panel (32 KiB) stays
+     * in L1 while the tiles of a row block pass over it; rows in blocks
+     * whose part of A (512 KiB) and of C stay in L2 */
+    int nk = (k + 255) / 256, kc = (k + nk - 1) / nk;
+    int mb = (int)(((size_t)128 << 10) / k) / MR * MR;
     if (mb < MR) mb = MR;
     for (int i0 = 0; i0 < m; i0 += mb) {
-        int ib = m - i0 < mb ? m - i0 : mb;
-        for (int j = 0; j < np; j++) {
-            int w = n - j * NR < NR ? n - j * NR : NR;
-            __mmask16 m0 = (__mmask16)(w >= 16 ? 0xffff : (1u << w) - 1);
-            __mmask16 m1 =
-                (__mmask16)(w >= 32 ? 0xffff : w <= 16 ? 0 : (1u << (w - 16)) - 1);
-            const float *p = b->p + (size_t)j * k * NR;
-            const float *bj = bias ? bias + j * NR : NULL;
-            for (int i = i0; i < i0 + ib; i += MR)
-                tile_any(i0 + ib - i < MR ? i0 + ib - i : MR, k,
-                         a + (size_t)i * lda, lda, p, bj, flags,
-                         c + (size_t)i * ldc + j * NR, ldc, m0, m1);
+        int ie = m - i0 < mb ? m : i0 + mb;
+        for (int k0 = 0; k0 < k; k0 += kc) {
+            int kb = k - k0 < kc ? k - k0 : kc;
+            int init = k0 > 0 || (flags & MM__GEMM_ACC), fin = k0 + kb >= k;
+            for (int j = 0; j < np; j++) {
+                int w = n - j * NR < NR ? n - j * NR : NR;
+                __mmask16 m0 = (__mmask16)(w >= 16 ? 0xffff : (1u << w) - 1);
+                __mmask16 m1 = (__mmask16)(w >= 32   ? 0xffff
+                                           : w <= 16 ? 0
+                                                     : (1u << (w - 16)) - 1);
+                const float *p = b->p + ((size_t)j * k + k0) * NR;
+                const float *bj = bias ? bias + j * NR : NULL;
+                for (int i = i0; i < ie; i += MR)
+                    tile_any(ie - i < MR ? ie - i : MR, kb,
+                             a + (size_t)i * lda + k0, lda, p, bj, init, fin,
+                             relu, c + (size_t)i * ldc + j * NR, ldc, m0,
+                             m1);
+            }
         }
     }
 }

@@ -21,7 +21,7 @@ enum {
     MM__GEMM_RELU = 2  /* max(0, .) after the bias and the add */
 };
 
-/* B (K x N, row-major, leading dimension N), kept by pointer: it must
+/* B (K x N, K and N >= 1, row-major, leading dimension N), kept by pointer: it must
  * outlive the result (the fallback path multiplies by it). */
 mm__gemm_b *mm__gemm_pack(const float *b, int k, int n);
 void mm__gemm_free(mm__gemm_b *pb); /* NULL is a no-op */
