@@ -44,6 +44,8 @@ typedef struct {
     float *wg; /* (k, k, cin, cout): the GEMM's B for im2col / 1x1 */
     float *wu; /* (36, cin, cout): Winograd-domain weights, 3x3 stride 1 */
     mm__gemm_b *pg, *pu[36]; /* wg and each of wu's 36 prepared for mm__gemm */
+    float *ws;       /* the stem's (kx, ky, cin, cout) for conv_stem */
+    mm__gemm_b *ps;  /* ws prepared */
 } conv;
 
 enum { NBUF = 4 };
@@ -152,6 +154,8 @@ static int load_conv(void *ctx, const char *cname, const char *bname,
     c->wu = NULL;
     c->pg = NULL;
     memset(c->pu, 0, sizeof c->pu);
+    c->ws = NULL;
+    c->ps = NULL;
     c->c = (mm_resnet_conv){c->name, cin, cout, k, stride, pad, relu, c->w,
                             c->b};
     float *g = L->tmp, *be = g + cout, *mu = be + cout, *var = mu + cout;
@@ -200,6 +204,16 @@ static int load_conv(void *ctx, const char *cname, const char *bname,
                     c->wg[(((size_t)ky * k + kx) * cin + i) * cout + o] =
                         c->w[(((size_t)o * cin + i) * k + ky) * k + kx];
     c->pg = mm__gemm_pack(c->wg, (int)per, cout);
+    if (k == 7) {
+        c->ws = mm_malloc(nw * sizeof *c->ws);
+        for (int o = 0; o < cout; o++)
+            for (int i = 0; i < cin; i++)
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++)
+                        c->ws[(((size_t)kx * k + ky) * cin + i) * cout + o] =
+                            c->w[(((size_t)o * cin + i) * k + ky) * k + kx];
+        c->ps = mm__gemm_pack(c->ws, (int)per, cout);
+    }
     if (k == 3 && stride == 1) {
         /* U = G g G^T per (o, i), in double, stored (36, cin, cout) */
         static const double G[6][3] = {{1.0 / 4, 0, 0},
@@ -295,6 +309,8 @@ void mm_resnet_free(mm_resnet *m)
         free(m->cv[i].wg);
         free(m->cv[i].wu);
         mm__gemm_free(m->cv[i].pg);
+        free(m->cv[i].ws);
+        mm__gemm_free(m->cv[i].ps);
         for (int xi = 0; xi < 36; xi++) mm__gemm_free(m->cv[i].pu[xi]);
     }
     free(m->cv);
@@ -671,6 +687,41 @@ static void conv_wino(mm_resnet *m, const conv *c, const float *x, int n,
     }
 }
 
+/* The stem (7x7, stride 2, pad 3, 3 channels) without im2col: for one
+ * output row, T interleaves the 7 input rows it reads, T[px][ky][c] (px
+ * over the padded width, zeros outside the image). Then the 147 inputs of
+ * output pixel ox, in (kx, ky, c) order, are T's 147 consecutive floats
+ * from px = 2 ox: a GEMM reads them in place with a row stride of 42. T is
+ * 22 KiB a row where the im2col matrix is 75 KiB. */
+static void conv_stem(mm_resnet *m, const conv *c, const float *x, int n,
+                      int h, int w, int ho, int wo, float *y)
+{
+    int k = c->c.k, s = c->c.stride, p = c->c.pad, cin = c->c.cin;
+    int cout = c->c.cout, pw = s * (wo - 1) + k, kc = k * cin;
+    for (int t = 0; t < n_threads(); t++)
+        grow(&m->ts[t].col, &m->ts[t].colcap, (size_t)pw * kc);
+    _Pragma("omp parallel for schedule(static)")
+    for (size_t q = 0; q < (size_t)n * ho; q++) {
+        size_t b = q / ho;
+        int oy = (int)(q % ho);
+        float *T = m->ts[thread_id()].col;
+        for (int px = 0; px < pw; px++) {
+            int ix = px - p;
+            for (int ky = 0; ky < k; ky++) {
+                int iy = oy * s - p + ky;
+                float *d = T + ((size_t)px * k + ky) * cin;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                    for (int i = 0; i < cin; i++) d[i] = 0;
+                else
+                    for (int i = 0; i < cin; i++)
+                        d[i] = x[((b * h + iy) * w + ix) * cin + i];
+            }
+        }
+        mm__gemm(wo, T, s * kc, c->ps, c->b,
+                 c->c.relu ? MM__GEMM_RELU : 0, y + q * wo * cout, cout);
+    }
+}
+
 /* Y = conv C of X (N, H, W, cin) -> (N, HO, WO, cout), with bias and the
  * conv's ReLU; with ACC, Y already holds the shortcut and the ReLU follows
  * the sum. */
@@ -683,6 +734,8 @@ static void conv_fwd(mm_resnet *m, const conv *c, const float *x, int n,
     *pwo = wo;
     if (c->wu && !acc)
         conv_wino(m, c, x, n, h, w, y);
+    else if (c->ps && !acc && mm__gemm_kernel())
+        conv_stem(m, c, x, n, h, w, ho, wo, y);
     else
         conv_gemm(m, c, x, n, h, w, ho, wo, y, acc);
 }
