@@ -41,11 +41,11 @@ typedef struct {
     mm_resnet_conv c; /* public view: name, shape, folded w (OIHW), b */
     char name[32];
     float *w, *b;
-    float *wg; /* (k, k, cin, cout): the GEMM's B for im2col / 1x1 */
-    float *wu; /* (36, cin, cout): Winograd-domain weights, 3x3 stride 1 */
-    mm__gemm_b *pg, *pu[36]; /* wg and each of wu's 36 prepared for mm__gemm */
-    float *ws;       /* the stem's (kx, ky, cin, cout) for conv_stem */
-    mm__gemm_b *ps;  /* ws prepared */
+    /* the GEMMs' B, prepared for mm__gemm: (ky, kx, cin, cout) for im2col
+     * and 1x1; the 36 (cin, cout) of the Winograd-domain weights for 3x3
+     * stride 1; the stem's (kx, ky, cin, cout) for conv_stem, made only
+     * for the AVX-512 kernel (the fallback takes im2col) */
+    mm__gemm_b *pg, *pu[36], *ps;
 } conv;
 
 enum { NBUF = 4 };
@@ -130,7 +130,20 @@ typedef struct {
     mm_st *st; /* NULL: random */
     rnd r;
     float *tmp; /* 4 x cout for the BatchNorm vectors */
+    float *wt;  /* a weight matrix in GEMM layout before mm__gemm_pack */
+    size_t wtcap;
 } loader;
+
+/* L's wt, at least N floats (one buffer for all: fresh pages fault) */
+static float *wt(loader *L, size_t n)
+{
+    if (n > L->wtcap) {
+        free(L->wt);
+        L->wt = mm_malloc(n * sizeof *L->wt);
+        L->wtcap = n;
+    }
+    return L->wt;
+}
 
 static int read_tensor(loader *L, const char *name, int ndim,
                        const int64_t *shape, float *dst)
@@ -150,12 +163,8 @@ static int load_conv(void *ctx, const char *cname, const char *bname,
     size_t nw = (size_t)cout * cin * k * k;
     c->w = mm_malloc(nw * sizeof *c->w);
     c->b = mm_malloc(cout * sizeof *c->b);
-    c->wg = NULL;
-    c->wu = NULL;
-    c->pg = NULL;
+    c->pg = c->ps = NULL;
     memset(c->pu, 0, sizeof c->pu);
-    c->ws = NULL;
-    c->ps = NULL;
     c->c = (mm_resnet_conv){c->name, cin, cout, k, stride, pad, relu, c->w,
                             c->b};
     float *g = L->tmp, *be = g + cout, *mu = be + cout, *var = mu + cout;
@@ -195,51 +204,64 @@ static int load_conv(void *ctx, const char *cname, const char *bname,
             c->w[o * per + i] = (float)(c->w[o * per + i] * sc);
         c->b[o] = (float)(be[o] - mu[o] * sc);
     }
-    /* GEMM layout (ky, kx, cin, cout) */
-    c->wg = mm_malloc(nw * sizeof *c->wg);
-    for (int o = 0; o < cout; o++)
+    /* GEMM layout (ky, kx, cin, cout), 16 output channels at a time: the
+     * reads are 16 sequential streams, the writes 16 floats in a row (one
+     * channel at a time, every read or write was a TLB miss) */
+    float *wg = wt(L, k == 3 && stride == 1 ? 36 * (size_t)cin * cout : nw);
+    for (int o0 = 0; o0 < cout; o0 += 16) {
+        int oe = cout - o0 < 16 ? cout : o0 + 16;
+        for (int i = 0; i < cin; i++)
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    float *d = wg + (((size_t)ky * k + kx) * cin + i) * cout;
+                    const float *sp = c->w + ((size_t)i * k + ky) * k + kx;
+                    for (int o = o0; o < oe; o++) d[o] = sp[(size_t)o * per];
+                }
+    }
+    c->pg = mm__gemm_pack(wg, (int)per, cout);
+    if (k == 7 && mm__gemm_kernel()) {
         for (int i = 0; i < cin; i++)
             for (int ky = 0; ky < k; ky++)
                 for (int kx = 0; kx < k; kx++)
-                    c->wg[(((size_t)ky * k + kx) * cin + i) * cout + o] =
-                        c->w[(((size_t)o * cin + i) * k + ky) * k + kx];
-    c->pg = mm__gemm_pack(c->wg, (int)per, cout);
-    if (k == 7) {
-        c->ws = mm_malloc(nw * sizeof *c->ws);
-        for (int o = 0; o < cout; o++)
-            for (int i = 0; i < cin; i++)
-                for (int ky = 0; ky < k; ky++)
-                    for (int kx = 0; kx < k; kx++)
-                        c->ws[(((size_t)kx * k + ky) * cin + i) * cout + o] =
+                    for (int o = 0; o < cout; o++)
+                        wg[(((size_t)kx * k + ky) * cin + i) * cout + o] =
                             c->w[(((size_t)o * cin + i) * k + ky) * k + kx];
-        c->ps = mm__gemm_pack(c->ws, (int)per, cout);
+        c->ps = mm__gemm_pack(wg, (int)per, cout);
     }
     if (k == 3 && stride == 1) {
-        /* U = G g G^T per (o, i), in double, stored (36, cin, cout) */
+        /* U = G g G^T per (o, i), in double, as (36, cin, cout) */
         static const double G[6][3] = {{1.0 / 4, 0, 0},
                                        {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                        {-1.0 / 6, 1.0 / 6, -1.0 / 6},
                                        {1.0 / 24, 1.0 / 12, 1.0 / 6},
                                        {1.0 / 24, -1.0 / 12, 1.0 / 6},
                                        {0, 0, 1}};
-        c->wu = mm_malloc((size_t)36 * cin * cout * sizeof *c->wu);
-        for (int o = 0; o < cout; o++)
+        float *wu = wg;
+        for (int o0 = 0; o0 < cout; o0 += 16) {
+            int oe = cout - o0 < 16 ? cout : o0 + 16;
             for (int i = 0; i < cin; i++) {
-                const float *f = c->w + ((size_t)o * cin + i) * 9;
-                double t[6][3];
+                double t[16][6][3];
+                for (int o = o0; o < oe; o++) {
+                    const float *f = c->w + ((size_t)o * cin + i) * 9;
+                    for (int a = 0; a < 6; a++)
+                        for (int kx = 0; kx < 3; kx++)
+                            t[o - o0][a][kx] = G[a][0] * f[kx] +
+                                               G[a][1] * f[3 + kx] +
+                                               G[a][2] * f[6 + kx];
+                }
                 for (int a = 0; a < 6; a++)
-                    for (int kx = 0; kx < 3; kx++)
-                        t[a][kx] = G[a][0] * f[kx] + G[a][1] * f[3 + kx] +
-                                   G[a][2] * f[6 + kx];
-                for (int a = 0; a < 6; a++)
-                    for (int b = 0; b < 6; b++)
-                        c->wu[((size_t)(a * 6 + b) * cin + i) * cout + o] =
-                            (float)(t[a][0] * G[b][0] + t[a][1] * G[b][1] +
-                                    t[a][2] * G[b][2]);
+                    for (int b = 0; b < 6; b++) {
+                        float *d = wu + ((size_t)(a * 6 + b) * cin + i) * cout;
+                        for (int o = o0; o < oe; o++) {
+                            const double *r = t[o - o0][a];
+                            d[o] = (float)(r[0] * G[b][0] + r[1] * G[b][1] +
+                                           r[2] * G[b][2]);
+                        }
+                    }
             }
+        }
         for (int xi = 0; xi < 36; xi++)
-            c->pu[xi] = mm__gemm_pack(c->wu + (size_t)xi * cin * cout, cin,
-                                      cout);
+            c->pu[xi] = mm__gemm_pack(wu + (size_t)xi * cin * cout, cin, cout);
     }
     return 0;
 }
@@ -285,6 +307,7 @@ mm_resnet *mm_resnet_load(const char *weights, int layer)
     L.tmp = mm_malloc(4 * (size_t)cnt[1] * sizeof *L.tmp);
     int rc = each_conv(layer, load_conv, &L);
     free(L.tmp);
+    free(L.wt);
     if (L.st) mm_st_close(L.st);
     if (rc == 0) {
         if (L.st)
@@ -306,10 +329,7 @@ void mm_resnet_free(mm_resnet *m)
     for (int i = 0; i < m->nconv; i++) {
         free(m->cv[i].w);
         free(m->cv[i].b);
-        free(m->cv[i].wg);
-        free(m->cv[i].wu);
         mm__gemm_free(m->cv[i].pg);
-        free(m->cv[i].ws);
         mm__gemm_free(m->cv[i].ps);
         for (int xi = 0; xi < 36; xi++) mm__gemm_free(m->cv[i].pu[xi]);
     }
@@ -732,9 +752,9 @@ static void conv_fwd(mm_resnet *m, const conv *c, const float *x, int n,
     int ho = (h + 2 * p - k) / s + 1, wo = (w + 2 * p - k) / s + 1;
     *pho = ho;
     *pwo = wo;
-    if (c->wu && !acc)
+    if (c->pu[0] && !acc)
         conv_wino(m, c, x, n, h, w, y);
-    else if (c->ps && !acc && mm__gemm_kernel())
+    else if (c->ps && !acc)
         conv_stem(m, c, x, n, h, w, ho, wo, y);
     else
         conv_gemm(m, c, x, n, h, w, ho, wo, y, acc);

@@ -28,9 +28,9 @@ enum { MR = 14, NR = 32 };
 
 struct mm__gemm_b {
     int k, n;
-    const float *b; /* the caller's row-major B */
-    void *raw;      /* the panels' allocation; p is it aligned to 64 */
-    float *p;       /* (ceil(n / 32), k, 32), or NULL without AVX-512 */
+    float *b;  /* row-major B for the fallback, or NULL */
+    void *raw; /* the panels' allocation; p is it aligned to 64 */
+    float *p;  /* (ceil(n / 32), k, 32) for the kernel, or NULL */
 };
 
 static int cpu_avx512(void)
@@ -54,8 +54,11 @@ mm__gemm_b *mm__gemm_pack(const float *b, int k, int n)
     mm__gemm_b *pb = mm_calloc(1, sizeof *pb);
     pb->k = k;
     pb->n = n;
-    pb->b = b;
-    if (!cpu_avx512()) return pb;
+    if (!mm__gemm_kernel()) {
+        pb->b = mm_malloc((size_t)k * n * sizeof *pb->b);
+        memcpy(pb->b, b, (size_t)k * n * sizeof *pb->b);
+        return pb;
+    }
     size_t np = (size_t)(n + NR - 1) / NR;
     pb->raw = mm_calloc(np * k * NR + 16, sizeof(float));
     pb->p = (float *)(((uintptr_t)pb->raw + 63) & ~(uintptr_t)63);
@@ -71,6 +74,7 @@ mm__gemm_b *mm__gemm_pack(const float *b, int k, int n)
 void mm__gemm_free(mm__gemm_b *pb)
 {
     if (!pb) return;
+    free(pb->b);
     free(pb->raw);
     free(pb);
 }
@@ -219,7 +223,7 @@ void mm__gemm(int m, const float *a, int lda, const mm__gemm_b *b,
 {
     if (m <= 0 || b->n <= 0) return;
 #ifdef HAVE_AVX512_KERNEL
-    if (b->p && use_kernel) {
+    if (b->p) {
         gemm_avx512(m, a, lda, b, bias, flags, c, ldc);
         return;
     }

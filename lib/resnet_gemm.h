@@ -21,8 +21,9 @@ enum {
     MM__GEMM_RELU = 2  /* max(0, .) after the bias and the add */
 };
 
-/* B (K x N, K and N >= 1, row-major, leading dimension N), kept by pointer: it must
- * outlive the result (the fallback path multiplies by it). */
+/* B (K x N, K and N >= 1, row-major, leading dimension N), copied: in
+ * the AVX-512 kernel's panels when mm__gemm_kernel() says so at this call,
+ * else as it is for cblas_sgemm. The path is fixed here, per B. */
 mm__gemm_b *mm__gemm_pack(const float *b, int k, int n);
 void mm__gemm_free(mm__gemm_b *pb); /* NULL is a no-op */
 
@@ -30,9 +31,10 @@ void mm__gemm_free(mm__gemm_b *pb); /* NULL is a no-op */
 void mm__gemm(int m, const float *a, int lda, const mm__gemm_b *b,
               const float *bias, int flags, float *c, int ldc);
 
-/* Whether the AVX-512 kernel is used: 1 when the CPU has it and it is not
- * turned off. mm__gemm_set_kernel(0) forces the fallback, (1) restores the
- * default (for tests comparing the two; not thread-safe). */
+/* Whether mm__gemm_pack prepares for the AVX-512 kernel: 1 when the CPU
+ * has it and it is not turned off. mm__gemm_set_kernel(0) makes later
+ * packs take the fallback, (1) restores the default (for tests comparing
+ * the two; not thread-safe). */
 int mm__gemm_kernel(void);
 void mm__gemm_set_kernel(int on);
 
