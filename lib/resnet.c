@@ -571,6 +571,7 @@ static void conv_gemm(mm_resnet *m, const conv *c, const float *x, int n,
      * so that the bits do not either */
     size_t ch = ((size_t)1 << 17) / cout;
     if (ch < 128) ch = 128;
+    ch = (ch + 13) / 14 * 14; /* whole 14-row tiles of the GEMM kernel */
     size_t nch = (rows + ch - 1) / ch;
     int flags = (acc ? MM__GEMM_ACC : 0) |
                 (c->c.relu || acc ? MM__GEMM_RELU : 0);

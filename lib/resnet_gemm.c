@@ -190,9 +190,9 @@ static AVX512 void gemm_avx512(int m, const float *a, int lda,
     int relu = (flags & MM__GEMM_RELU) != 0;
     /* K in even blocks of at most 256: a block of a panel (32 KiB) stays
      * in L1 while the tiles of a row block pass over it; rows in blocks
-     * whose part of A (512 KiB) and of C stay in L2 */
+     * whose part of A and of C (768 KiB together) stay in L2 */
     int nk = (k + 255) / 256, kc = (k + nk - 1) / nk;
-    int mb = (int)(((size_t)128 << 10) / k) / MR * MR;
+    int mb = (int)(((size_t)192 << 10) / (k + n)) / MR * MR;
     if (mb < MR) mb = MR;
     for (int i0 = 0; i0 < m; i0 += mb) {
         int ie = m - i0 < mb ? m : i0 + mb;
