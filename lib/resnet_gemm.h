@@ -27,7 +27,9 @@ enum {
 mm__gemm_b *mm__gemm_pack(const float *b, int k, int n);
 void mm__gemm_free(mm__gemm_b *pb); /* NULL is a no-op */
 
-/* C = act(A B + BIAS [+ C]) as above; BIAS (N) may be NULL. */
+/* C = act(A B + BIAS [+ C]) as above; BIAS (N) may be NULL. Rows of A
+ * may overlap (LDA < K, the stem reads them so) only when B was packed for
+ * the kernel: cblas_sgemm refuses it. */
 void mm__gemm(int m, const float *a, int lda, const mm__gemm_b *b,
               const float *bias, int flags, float *c, int ldc);
 
