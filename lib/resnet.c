@@ -46,6 +46,7 @@ typedef struct {
      * stride 1; the stem's (kx, ky, cin, cout) for conv_stem, made only
      * for the AVX-512 kernel (the fallback takes im2col) */
     mm__gemm_b *pg, *pu[36], *ps;
+    int wide; /* Winograd transforms 16 channels at a time (AVX-512) */
 } conv;
 
 enum { NBUF = 4 };
@@ -165,6 +166,8 @@ static int load_conv(void *ctx, const char *cname, const char *bname,
     c->b = mm_malloc(cout * sizeof *c->b);
     c->pg = c->ps = NULL;
     memset(c->pu, 0, sizeof c->pu);
+    /* the same choice as the GEMMs': the fallback keeps 4-float vectors */
+    c->wide = mm__gemm_kernel() && cin % 16 == 0 && cout % 16 == 0;
     c->c = (mm_resnet_conv){c->name, cin, cout, k, stride, pad, relu, c->w,
                             c->b};
     float *g = L->tmp, *be = g + cout, *mu = be + cout, *var = mu + cout;
@@ -495,13 +498,6 @@ static inline v4 ld4(const float *p)
 
 static inline void st4(float *p, v4 v) { memcpy(p, &v, sizeof v); }
 
-static inline v4 relu4(v4 v)
-{
-    v4 z = {0, 0, 0, 0};
-    v4i pos = v > z;
-    return (v4)((v4i)v & pos);
-}
-
 static int n_threads(void)
 {
 #ifdef _OPENMP
@@ -594,85 +590,60 @@ static void conv_gemm(mm_resnet *m, const conv *c, const float *x, int n,
 /* Winograd F(4x4, 3x3), pad 1, stride 1 (Lavin and Gray): B^T d B per 6x6
  * input tile, 36 GEMMs (tiles, cin) x U[xi] (cin, cout), A^T m A per 4x4
  * output tile. Each thread takes groups of tiles through all three steps
- * in its own scratch. Channels go 4 at a time (cin, cout multiples of 4). */
-static void wino_in(const float *x, int h, int w, int th, int tw, int cin,
-                    size_t q, float *V, size_t vst)
+ * in its own scratch. The transforms in 4-float vectors, and in 16-float
+ * ones on CPUs with AVX-512 when the channels are multiples of 16. */
+#define WCAT_(a, b) a##b
+#define WCAT(a, b) WCAT_(a, b)
+#define WFN(f) WCAT(f, WSUF)
+#define WV v4
+#define WVI v4i
+#define WW 4
+#define WLD ld4
+#define WST st4
+#define WSUF _4
+#define WATTR
+#include "resnet_wino.h"
+#undef WV
+#undef WVI
+#undef WW
+#undef WLD
+#undef WST
+#undef WSUF
+#undef WATTR
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define WINO16 1
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+static inline __attribute__((target("avx512f"))) v16 ld16(const float *p)
 {
-    int tx = (int)(q % tw), ty = (int)(q / tw % th);
-    size_t b = q / ((size_t)tw * th);
-    const float *px[6][6];
-    for (int a = 0; a < 6; a++)
-        for (int e = 0; e < 6; e++) {
-            int iy = ty * 4 - 1 + a, ix = tx * 4 - 1 + e;
-            px[a][e] = iy < 0 || iy >= h || ix < 0 || ix >= w
-                           ? NULL
-                           : x + ((b * h + iy) * w + ix) * cin;
-        }
-    const v4 z = {0, 0, 0, 0};
-    for (int ci = 0; ci < cin; ci += 4) {
-        v4 u[6][6];
-        for (int e = 0; e < 6; e++) {
-            v4 d[6];
-            for (int a = 0; a < 6; a++)
-                d[a] = px[a][e] ? ld4(px[a][e] + ci) : z;
-            u[0][e] = 4 * d[0] - 5 * d[2] + d[4];
-            u[1][e] = -4 * (d[1] + d[2]) + d[3] + d[4];
-            u[2][e] = 4 * (d[1] - d[2]) - d[3] + d[4];
-            u[3][e] = -2 * (d[1] - d[3]) - d[2] + d[4];
-            u[4][e] = 2 * (d[1] - d[3]) - d[2] + d[4];
-            u[5][e] = 4 * d[1] - 5 * d[3] + d[5];
-        }
-        for (int a = 0; a < 6; a++) {
-            v4 *d = u[a];
-            float *v = V + (size_t)(a * 6) * vst + ci;
-            st4(v, 4 * d[0] - 5 * d[2] + d[4]);
-            st4(v + vst, -4 * (d[1] + d[2]) + d[3] + d[4]);
-            st4(v + 2 * vst, 4 * (d[1] - d[2]) - d[3] + d[4]);
-            st4(v + 3 * vst, -2 * (d[1] - d[3]) - d[2] + d[4]);
-            st4(v + 4 * vst, 2 * (d[1] - d[3]) - d[2] + d[4]);
-            st4(v + 5 * vst, 4 * d[1] - 5 * d[3] + d[5]);
-        }
-    }
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
-static void wino_out(const float *M, size_t mst, const float *bias, int relu,
-                     int h, int w, int th, int tw, int cout, size_t q,
-                     float *y)
+static inline __attribute__((target("avx512f"))) void st16(float *p, v16 v)
 {
-    int tx = (int)(q % tw), ty = (int)(q / tw % th);
-    size_t b = q / ((size_t)tw * th);
-    for (int o = 0; o < cout; o += 4) {
-        v4 r[4][6], bb = ld4(bias + o);
-        for (int e = 0; e < 6; e++) {
-            v4 m0 = ld4(M + (size_t)e * mst + o),
-               m1 = ld4(M + (size_t)(6 + e) * mst + o),
-               m2 = ld4(M + (size_t)(12 + e) * mst + o),
-               m3 = ld4(M + (size_t)(18 + e) * mst + o),
-               m4 = ld4(M + (size_t)(24 + e) * mst + o),
-               m5 = ld4(M + (size_t)(30 + e) * mst + o);
-            r[0][e] = m0 + m1 + m2 + m3 + m4;
-            r[1][e] = m1 - m2 + 2 * (m3 - m4);
-            r[2][e] = m1 + m2 + 4 * (m3 + m4);
-            r[3][e] = m1 - m2 + 8 * (m3 - m4) + m5;
-        }
-        for (int a = 0; a < 4; a++) {
-            int oy = ty * 4 + a;
-            if (oy >= h) break;
-            v4 *d = r[a], out[4];
-            out[0] = d[0] + d[1] + d[2] + d[3] + d[4];
-            out[1] = d[1] - d[2] + 2 * (d[3] - d[4]);
-            out[2] = d[1] + d[2] + 4 * (d[3] + d[4]);
-            out[3] = d[1] - d[2] + 8 * (d[3] - d[4]) + d[5];
-            for (int e = 0; e < 4; e++) {
-                int ox = tx * 4 + e;
-                if (ox >= w) break;
-                v4 v = out[e] + bb;
-                st4(y + ((b * h + oy) * w + ox) * cout + o,
-                    relu ? relu4(v) : v);
-            }
-        }
-    }
+    memcpy(p, &v, sizeof v);
 }
+
+#define WV v16
+#define WVI v16i
+#define WW 16
+#define WLD ld16
+#define WST st16
+#define WSUF _16
+#define WATTR __attribute__((target("avx512f")))
+#include "resnet_wino.h"
+#undef WV
+#undef WVI
+#undef WW
+#undef WLD
+#undef WST
+#undef WSUF
+#undef WATTR
+#endif
 
 static void conv_wino(mm_resnet *m, const conv *c, const float *x, int n,
                       int h, int w, float *y)
@@ -687,6 +658,7 @@ static void conv_wino(mm_resnet *m, const conv *c, const float *x, int n,
     if (grp < 16) grp = 16;
     size_t ng = (ntile + grp - 1) / grp;
     grp = (ntile + ng - 1) / ng;
+    int wide = c->wide;
     float *V = grow(&m->ts[0].wv, &m->ts[0].wvcap, 36 * grp * cin);
     float *M = grow(&m->ts[0].wm, &m->ts[0].wmcap, 36 * grp * cout);
     for (size_t t0 = 0; t0 < ntile; t0 += grp) {
@@ -695,15 +667,28 @@ static void conv_wino(mm_resnet *m, const conv *c, const float *x, int n,
         {
             _Pragma("omp for schedule(static)")
             for (size_t t = 0; t < k; t++)
-                wino_in(x, h, w, th, tw, cin, t0 + t, V + t * cin, k * cin);
+#ifdef WINO16
+                if (wide)
+                    wino_in_16(x, h, w, th, tw, cin, t0 + t, V + t * cin,
+                               k * cin);
+                else
+#endif
+                    wino_in_4(x, h, w, th, tw, cin, t0 + t, V + t * cin,
+                              k * cin);
             _Pragma("omp for schedule(dynamic, 1)")
             for (int xi = 0; xi < 36; xi++)
                 mm__gemm((int)k, V + (size_t)xi * k * cin, cin, c->pu[xi],
                          NULL, 0, M + (size_t)xi * k * cout, cout);
             _Pragma("omp for schedule(static)")
             for (size_t t = 0; t < k; t++)
-                wino_out(M + t * cout, k * cout, c->b, c->c.relu, h, w, th,
-                         tw, cout, t0 + t, y);
+#ifdef WINO16
+                if (wide)
+                    wino_out_16(M + t * cout, k * cout, c->b, c->c.relu, h, w,
+                                th, tw, cout, t0 + t, y);
+                else
+#endif
+                    wino_out_4(M + t * cout, k * cout, c->b, c->c.relu, h, w,
+                               th, tw, cout, t0 + t, y);
         }
     }
 }
