@@ -554,10 +554,13 @@ static void im2col(const conv *c, const float *x, int h, int w, int ho,
 }
 
 /* Y (rows, cout) = act(A W + b [+ Y when ACC]) with A = X itself for 1x1
- * stride 1, else im2col chunks. Chunks: near 256 KiB of output, at least
+ * stride 1, else im2col chunks. With C2 (a 1x1 stride-1 conv, the next
+ * block's first), Y2 = C2 of Y too, chunk by chunk while Y's rows are in
+ * cache: the next block then does not read Y back from memory. Chunks: near 256 KiB of output, at least
  * 128 rows, and enough of them to keep every thread busy. */
 static void conv_gemm(mm_resnet *m, const conv *c, const float *x, int n,
-                      int h, int w, int ho, int wo, float *y, int acc)
+                      int h, int w, int ho, int wo, float *y, int acc,
+                      const conv *c2, float *y2)
 {
     int cout = c->c.cout, nt = n_threads();
     int direct = c->c.k == 1 && c->c.stride == 1;
@@ -584,6 +587,10 @@ static void conv_gemm(mm_resnet *m, const conv *c, const float *x, int n,
         }
         mm__gemm((int)r, a, (int)kk, c->pg, c->b, flags, y + r0 * cout,
                  cout);
+        if (c2)
+            mm__gemm((int)r, y + r0 * cout, cout, c2->pg, c2->b,
+                     c2->c.relu ? MM__GEMM_RELU : 0, y2 + r0 * c2->c.cout,
+                     c2->c.cout);
     }
 }
 
@@ -730,9 +737,10 @@ static void conv_stem(mm_resnet *m, const conv *c, const float *x, int n,
 
 /* Y = conv C of X (N, H, W, cin) -> (N, HO, WO, cout), with bias and the
  * conv's ReLU; with ACC, Y already holds the shortcut and the ReLU follows
- * the sum. */
-static void conv_fwd(mm_resnet *m, const conv *c, const float *x, int n,
-                     int h, int w, float *y, int acc, int *pho, int *pwo)
+ * the sum. With C2 (C a 1x1 stride 1 too), also Y2 = C2 of Y, fused. */
+static void conv_fwd2(mm_resnet *m, const conv *c, const float *x, int n,
+                      int h, int w, float *y, int acc, const conv *c2,
+                      float *y2, int *pho, int *pwo)
 {
     int k = c->c.k, s = c->c.stride, p = c->c.pad;
     int ho = (h + 2 * p - k) / s + 1, wo = (w + 2 * p - k) / s + 1;
@@ -743,8 +751,15 @@ static void conv_fwd(mm_resnet *m, const conv *c, const float *x, int n,
     else if (c->ps && !acc)
         conv_stem(m, c, x, n, h, w, ho, wo, y);
     else
-        conv_gemm(m, c, x, n, h, w, ho, wo, y, acc);
+        conv_gemm(m, c, x, n, h, w, ho, wo, y, acc, c2, y2);
 }
+
+static void conv_fwd(mm_resnet *m, const conv *c, const float *x, int n,
+                     int h, int w, float *y, int acc, int *pho, int *pwo)
+{
+    conv_fwd2(m, c, x, n, h, w, y, acc, NULL, NULL, pho, pwo);
+}
+
 
 /* 3x3 stride-2 pad-1 max-pool, NHWC (padding never wins, as torch);
  * CCH a multiple of 4. Branch-free vector max: on real data the scalar
@@ -810,23 +825,29 @@ int mm_resnet_forward(mm_resnet *m, int n, int h, int w, const float *x,
     maxpool(B[0], n, hh, ww, 64, B[1], &hh, &ww);
     /* cur: block input; t1, t2: inside the block; sc: shortcut/output */
     float *cur = B[1], *t1 = B[0], *t2 = B[2], *sc = B[3];
+    /* t1 holds the block's first conv already (fused into the previous
+     * block's last: both are 1x1 stride 1, row by row) */
+    int have1 = 0;
+    const conv *end = m->cv + m->nconv;
     for (int l = 1; l <= m->layer; l++)
         for (int b = 0; b < nblocks[l - 1]; b++) {
-            int h1, w1, h2, w2, h3, w3;
-            conv_fwd(m, c, cur, n, hh, ww, t1, 0, &h1, &w1);
+            int h1 = hh, w1 = ww, h2, w2, h3, w3;
+            if (!have1) conv_fwd(m, c, cur, n, hh, ww, t1, 0, &h1, &w1);
             conv_fwd(m, c + 1, t1, n, h1, w1, t2, 0, &h2, &w2);
+            const conv *nx = c + (b == 0 ? 4 : 3);
+            if (nx >= end || nx->c.k != 1 || nx->c.stride != 1) nx = NULL;
             if (b == 0) {
                 conv_fwd(m, c + 3, cur, n, hh, ww, sc, 0, &h3, &w3);
-                conv_fwd(m, c + 2, t2, n, h2, w2, sc, 1, &h3, &w3);
+                conv_fwd2(m, c + 2, t2, n, h2, w2, sc, 1, nx, t1, &h3, &w3);
                 float *tmp = cur;
                 cur = sc;
                 sc = tmp;
-                c += 4;
             } else {
                 /* the block's input is its own shortcut: accumulate onto it */
-                conv_fwd(m, c + 2, t2, n, h2, w2, cur, 1, &h3, &w3);
-                c += 3;
+                conv_fwd2(m, c + 2, t2, n, h2, w2, cur, 1, nx, t1, &h3, &w3);
             }
+            have1 = nx != NULL;
+            c += b == 0 ? 4 : 3;
             hh = h3;
             ww = w3;
         }
