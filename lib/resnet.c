@@ -2,11 +2,14 @@
  *
  * Activations are NHWC f32 for a whole batch of tiles, so every convolution
  * is one GEMM with the pixels of all tiles as rows:
- *   - 1x1 stride 1: sgemm straight on the activation (no copy);
- *   - 1x1 stride 2 (downsample): a subsample copy, then sgemm;
- *   - 3x3 stride 1: Winograd F(4x4, 3x3) (Lavin and Gray 2016): 36 sgemms
+ *   - 1x1 stride 1: a GEMM straight on the activation (no copy); a block's
+ *     last and the next block's first run together, chunk by chunk;
+ *   - 1x1 stride 2 (downsample): a subsample copy, then a GEMM;
+ *   - 3x3 stride 1: Winograd F(4x4, 3x3) (Lavin and Gray 2016): 36 GEMMs
  *     of (tiles, Cin) x (Cin, Cout), 4x fewer multiplications than direct;
- *   - 7x7 stem and 3x3 stride 2: im2col in row chunks, then sgemm.
+ *   - 7x7 stem: input rows interleaved per output row, read in place (with
+ *     the AVX-512 kernel; im2col with the fallback);
+ *   - 3x3 stride 2: im2col in row chunks, then a GEMM.
  * BatchNorm is folded into the weights at load time. Every GEMM is
  * mm__gemm (resnet_gemm.c): an AVX-512 kernel with the weights packed at
  * load time and bias, ReLU and the residual add (accumulating onto the
