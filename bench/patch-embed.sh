@@ -7,7 +7,9 @@
 # Ours: tools/patch-embed end to end (stream decode, preprocessing,
 # network, output) on a tiles stream of N tiles, best of REPS runs, with
 # OpenBLAS's kernels as detected and with OPENBLAS_CORETYPE=$FIXCORE
-# (Debian's OpenBLAS 0.3.21 runs Prescott kernels on recent Xeons; INSTALL).
+# (Debian's OpenBLAS 0.3.21 runs Prescott kernels on recent Xeons; INSTALL;
+# on CPUs with AVX-512 patch-embed's convolutions do not use OpenBLAS, and
+# the two runs measure the same code).
 # Anchor: bench/patch_embed_anchor.py, the network only (tiles already
 # decoded and normalised in memory), eager / channels_last + jit.freeze +
 # optimize_for_inference (and torch.compile with MODES=eager,jit,compile),

@@ -24,7 +24,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_retur
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$src/build-aux/lsan.supp:print_suppressions=0
 # unit tests and the stream tests; realdata.sh and man.sh are left out
-units="tests/unit/t-dtype tests/unit/t-io tests/unit/t-zio tests/unit/t-val tests/unit/t-stream tests/unit/t-table tests/unit/t-toolutil tests/unit/t-backend tests/unit/t-survival tests/unit/t-plot tests/unit/t-omics tests/unit/t-linear tests/unit/t-cox tests/unit/t-metrics tests/unit/t-sha256 tests/unit/t-seqmask tests/unit/t-tensor tests/unit/t-safetensors tests/unit/t-optim tests/unit/t-nn tests/unit/t-losses tests/unit/t-mil tests/unit/t-tissue tests/unit/t-slide tests/unit/t-slide-direct tests/unit/t-clam tests/unit/t-resnet tests/unit/t-resnet-cuda tests/unit/t-tensor-cuda"
+units="tests/unit/t-dtype tests/unit/t-io tests/unit/t-zio tests/unit/t-val tests/unit/t-stream tests/unit/t-table tests/unit/t-toolutil tests/unit/t-backend tests/unit/t-survival tests/unit/t-plot tests/unit/t-omics tests/unit/t-linear tests/unit/t-cox tests/unit/t-metrics tests/unit/t-sha256 tests/unit/t-seqmask tests/unit/t-tensor tests/unit/t-safetensors tests/unit/t-optim tests/unit/t-nn tests/unit/t-losses tests/unit/t-mil tests/unit/t-tissue tests/unit/t-slide tests/unit/t-slide-direct tests/unit/t-clam tests/unit/t-resnet tests/unit/t-resnet-gemm tests/unit/t-resnet-cuda tests/unit/t-tensor-cuda"
 tools="tests/tools/usage.sh tests/tools/mpk.sh tests/tools/integrity.sh tests/tools/roundtrip.sh tests/tools/km-plot.sh tests/tools/seq-mask.sh tests/tools/mm-synth.sh tests/tools/mm-train.sh tests/tools/wsi-tile.sh tests/tools/patch-embed.sh"
 make -s check TESTS="$units $tools"
 

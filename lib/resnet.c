@@ -2,21 +2,24 @@
  *
  * Activations are NHWC f32 for a whole batch of tiles, so every convolution
  * is one GEMM with the pixels of all tiles as rows:
- *   - 1x1 stride 1: sgemm straight on the activation (no copy);
- *   - 1x1 stride 2 (downsample): a subsample copy, then sgemm;
- *   - 3x3 stride 1: Winograd F(4x4, 3x3) (Lavin and Gray 2016): 36 sgemms
+ *   - 1x1 stride 1: a GEMM straight on the activation (no copy); a block's
+ *     last and the next block's first run together, chunk by chunk;
+ *   - 1x1 stride 2 (downsample): a subsample copy, then a GEMM;
+ *   - 3x3 stride 1: Winograd F(4x4, 3x3) (Lavin and Gray 2016): 36 GEMMs
  *     of (tiles, Cin) x (Cin, Cout), 4x fewer multiplications than direct;
- *   - 7x7 stem and 3x3 stride 2: im2col in row chunks, then sgemm.
- * BatchNorm is folded into the weights at load time; bias, ReLU and the
- * residual add are one pass over each output chunk while it is in cache
- * (the residual by letting sgemm accumulate onto the shortcut, beta = 1).
+ *   - 7x7 stem: input rows interleaved per output row, read in place (with
+ *     the AVX-512 kernel; im2col with the fallback);
+ *   - 3x3 stride 2: im2col in row chunks, then a GEMM.
+ * BatchNorm is folded into the weights at load time. Every GEMM is
+ * mm__gemm (resnet_gemm.c): an AVX-512 kernel with the weights packed at
+ * load time and bias, ReLU and the residual add (accumulating onto the
+ * shortcut) applied before the output leaves the registers, or cblas_sgemm
+ * and one epilogue pass elsewhere.
  * All scratch memory is held by the model and reused across calls.
  * SPDX-License-Identifier: MIT */
 #include "config.h"
 
-#include <cblas.h>
 #include <errno.h>
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,7 @@
 #include "mm/rng.h"
 #include "mm/safetensors.h"
 #include "mm/sha256.h"
+#include "resnet_gemm.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -40,8 +44,12 @@ typedef struct {
     mm_resnet_conv c; /* public view: name, shape, folded w (OIHW), b */
     char name[32];
     float *w, *b;
-    float *wg; /* (k, k, cin, cout): the GEMM's B for im2col / 1x1 */
-    float *wu; /* (36, cin, cout): Winograd-domain weights, 3x3 stride 1 */
+    /* the GEMMs' B, prepared for mm__gemm: (ky, kx, cin, cout) for im2col
+     * and 1x1; the 36 (cin, cout) of the Winograd-domain weights for 3x3
+     * stride 1; the stem's (kx, ky, cin, cout) for conv_stem, made only
+     * for the AVX-512 kernel (the fallback takes im2col) */
+    mm__gemm_b *pg, *pu[36], *ps;
+    int wide; /* Winograd transforms 16 channels at a time (AVX-512) */
 } conv;
 
 enum { NBUF = 4 };
@@ -126,7 +134,20 @@ typedef struct {
     mm_st *st; /* NULL: random */
     rnd r;
     float *tmp; /* 4 x cout for the BatchNorm vectors */
+    float *wt;  /* a weight matrix in GEMM layout before mm__gemm_pack */
+    size_t wtcap;
 } loader;
+
+/* L's wt, at least N floats (one buffer for all: fresh pages fault) */
+static float *wt(loader *L, size_t n)
+{
+    if (n > L->wtcap) {
+        free(L->wt);
+        L->wt = mm_malloc(n * sizeof *L->wt);
+        L->wtcap = n;
+    }
+    return L->wt;
+}
 
 static int read_tensor(loader *L, const char *name, int ndim,
                        const int64_t *shape, float *dst)
@@ -146,8 +167,10 @@ static int load_conv(void *ctx, const char *cname, const char *bname,
     size_t nw = (size_t)cout * cin * k * k;
     c->w = mm_malloc(nw * sizeof *c->w);
     c->b = mm_malloc(cout * sizeof *c->b);
-    c->wg = NULL;
-    c->wu = NULL;
+    c->pg = c->ps = NULL;
+    memset(c->pu, 0, sizeof c->pu);
+    /* the same choice as the GEMMs': the fallback keeps 4-float vectors */
+    c->wide = mm__gemm_kernel() && cin % 16 == 0 && cout % 16 == 0;
     c->c = (mm_resnet_conv){c->name, cin, cout, k, stride, pad, relu, c->w,
                             c->b};
     float *g = L->tmp, *be = g + cout, *mu = be + cout, *var = mu + cout;
@@ -187,37 +210,64 @@ static int load_conv(void *ctx, const char *cname, const char *bname,
             c->w[o * per + i] = (float)(c->w[o * per + i] * sc);
         c->b[o] = (float)(be[o] - mu[o] * sc);
     }
-    /* GEMM layout (ky, kx, cin, cout) */
-    c->wg = mm_malloc(nw * sizeof *c->wg);
-    for (int o = 0; o < cout; o++)
+    /* GEMM layout (ky, kx, cin, cout), 16 output channels at a time: the
+     * reads are 16 sequential streams, the writes 16 floats in a row (one
+     * channel at a time, every read or write was a TLB miss) */
+    float *wg = wt(L, k == 3 && stride == 1 ? 36 * (size_t)cin * cout : nw);
+    for (int o0 = 0; o0 < cout; o0 += 16) {
+        int oe = cout - o0 < 16 ? cout : o0 + 16;
+        for (int i = 0; i < cin; i++)
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    float *d = wg + (((size_t)ky * k + kx) * cin + i) * cout;
+                    const float *sp = c->w + ((size_t)i * k + ky) * k + kx;
+                    for (int o = o0; o < oe; o++) d[o] = sp[(size_t)o * per];
+                }
+    }
+    c->pg = mm__gemm_pack(wg, (int)per, cout);
+    if (k == 7 && mm__gemm_kernel()) {
         for (int i = 0; i < cin; i++)
             for (int ky = 0; ky < k; ky++)
                 for (int kx = 0; kx < k; kx++)
-                    c->wg[(((size_t)ky * k + kx) * cin + i) * cout + o] =
-                        c->w[(((size_t)o * cin + i) * k + ky) * k + kx];
+                    for (int o = 0; o < cout; o++)
+                        wg[(((size_t)kx * k + ky) * cin + i) * cout + o] =
+                            c->w[(((size_t)o * cin + i) * k + ky) * k + kx];
+        c->ps = mm__gemm_pack(wg, (int)per, cout);
+    }
     if (k == 3 && stride == 1) {
-        /* U = G g G^T per (o, i), in double, stored (36, cin, cout) */
+        /* U = G g G^T per (o, i), in double, as (36, cin, cout) */
         static const double G[6][3] = {{1.0 / 4, 0, 0},
                                        {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                        {-1.0 / 6, 1.0 / 6, -1.0 / 6},
                                        {1.0 / 24, 1.0 / 12, 1.0 / 6},
                                        {1.0 / 24, -1.0 / 12, 1.0 / 6},
                                        {0, 0, 1}};
-        c->wu = mm_malloc((size_t)36 * cin * cout * sizeof *c->wu);
-        for (int o = 0; o < cout; o++)
+        float *wu = wg;
+        for (int o0 = 0; o0 < cout; o0 += 16) {
+            int oe = cout - o0 < 16 ? cout : o0 + 16;
             for (int i = 0; i < cin; i++) {
-                const float *f = c->w + ((size_t)o * cin + i) * 9;
-                double t[6][3];
+                double t[16][6][3];
+                for (int o = o0; o < oe; o++) {
+                    const float *f = c->w + ((size_t)o * cin + i) * 9;
+                    for (int a = 0; a < 6; a++)
+                        for (int kx = 0; kx < 3; kx++)
+                            t[o - o0][a][kx] = G[a][0] * f[kx] +
+                                               G[a][1] * f[3 + kx] +
+                                               G[a][2] * f[6 + kx];
+                }
                 for (int a = 0; a < 6; a++)
-                    for (int kx = 0; kx < 3; kx++)
-                        t[a][kx] = G[a][0] * f[kx] + G[a][1] * f[3 + kx] +
-                                   G[a][2] * f[6 + kx];
-                for (int a = 0; a < 6; a++)
-                    for (int b = 0; b < 6; b++)
-                        c->wu[((size_t)(a * 6 + b) * cin + i) * cout + o] =
-                            (float)(t[a][0] * G[b][0] + t[a][1] * G[b][1] +
-                                    t[a][2] * G[b][2]);
+                    for (int b = 0; b < 6; b++) {
+                        float *d = wu + ((size_t)(a * 6 + b) * cin + i) * cout;
+                        for (int o = o0; o < oe; o++) {
+                            const double *r = t[o - o0][a];
+                            d[o] = (float)(r[0] * G[b][0] + r[1] * G[b][1] +
+                                           r[2] * G[b][2]);
+                        }
+                    }
             }
+        }
+        for (int xi = 0; xi < 36; xi++)
+            c->pu[xi] = mm__gemm_pack(wu + (size_t)xi * cin * cout, cin, cout);
     }
     return 0;
 }
@@ -263,6 +313,7 @@ mm_resnet *mm_resnet_load(const char *weights, int layer)
     L.tmp = mm_malloc(4 * (size_t)cnt[1] * sizeof *L.tmp);
     int rc = each_conv(layer, load_conv, &L);
     free(L.tmp);
+    free(L.wt);
     if (L.st) mm_st_close(L.st);
     if (rc == 0) {
         if (L.st)
@@ -284,8 +335,9 @@ void mm_resnet_free(mm_resnet *m)
     for (int i = 0; i < m->nconv; i++) {
         free(m->cv[i].w);
         free(m->cv[i].b);
-        free(m->cv[i].wg);
-        free(m->cv[i].wu);
+        mm__gemm_free(m->cv[i].pg);
+        mm__gemm_free(m->cv[i].ps);
+        for (int xi = 0; xi < 36; xi++) mm__gemm_free(m->cv[i].pu[xi]);
     }
     free(m->cv);
     for (int i = 0; i < NBUF; i++) free(m->buf[i]);
@@ -428,9 +480,9 @@ void mm_resnet_resize(const uint8_t *rgb, int h, int w, int oh, int ow,
 }
 
 // ---- forward ---------------------------------------------------------------
-/* One thread pool: the OpenMP threads each run whole chunks (gather, sgemm
- * on one BLAS thread, epilogue) on their own rows while the chunk is in
- * their cache. OpenBLAS's own threads would spin against OpenMP's on the
+/* One thread pool: the OpenMP threads each run whole chunks (gather, GEMM
+ * on one thread, epilogue) on their own rows while the chunk is in their
+ * cache. OpenBLAS's own threads would spin against OpenMP's on the
  * same cores, so it is set to 1 thread for the call (weak symbol: other
  * CBLAS libraries are used as they are). */
 extern void openblas_set_num_threads(int) __attribute__((weak));
@@ -448,13 +500,6 @@ static inline v4 ld4(const float *p)
 }
 
 static inline void st4(float *p, v4 v) { memcpy(p, &v, sizeof v); }
-
-static inline v4 relu4(v4 v)
-{
-    v4 z = {0, 0, 0, 0};
-    v4i pos = v > z;
-    return (v4)((v4i)v & pos);
-}
 
 static int n_threads(void)
 {
@@ -482,18 +527,6 @@ static float *grow(float **p, size_t *cap, size_t n)
         *cap = n;
     }
     return *p;
-}
-
-/* Y[r, :] = act(Y[r, :] + b) for R rows of COUT (a multiple of 4). */
-static void epilogue(float *y, size_t r, int cout, const float *b, int relu)
-{
-    for (size_t i = 0; i < r; i++) {
-        float *p = y + i * cout;
-        for (int o = 0; o < cout; o += 4) {
-            v4 v = ld4(p + o) + ld4(b + o);
-            st4(p + o, relu ? relu4(v) : v);
-        }
-    }
 }
 
 /* Gather rows [R0, R0 + R) of conv C's im2col matrix (output pixels of
@@ -524,10 +557,13 @@ static void im2col(const conv *c, const float *x, int h, int w, int ho,
 }
 
 /* Y (rows, cout) = act(A W + b [+ Y when ACC]) with A = X itself for 1x1
- * stride 1, else im2col chunks. Chunks: near 256 KiB of output, at least
+ * stride 1, else im2col chunks. With C2 (a 1x1 stride-1 conv, the next
+ * block's first), Y2 = C2 of Y too, chunk by chunk while Y's rows are in
+ * cache: the next block then does not read Y back from memory. Chunks: near 256 KiB of output, at least
  * 128 rows, and enough of them to keep every thread busy. */
 static void conv_gemm(mm_resnet *m, const conv *c, const float *x, int n,
-                      int h, int w, int ho, int wo, float *y, int acc)
+                      int h, int w, int ho, int wo, float *y, int acc,
+                      const conv *c2, float *y2)
 {
     int cout = c->c.cout, nt = n_threads();
     int direct = c->c.k == 1 && c->c.stride == 1;
@@ -537,8 +573,10 @@ static void conv_gemm(mm_resnet *m, const conv *c, const float *x, int n,
      * so that the bits do not either */
     size_t ch = ((size_t)1 << 17) / cout;
     if (ch < 128) ch = 128;
+    ch = (ch + 13) / 14 * 14; /* whole 14-row tiles of the GEMM kernel */
     size_t nch = (rows + ch - 1) / ch;
-    int relu = c->c.relu || acc;
+    int flags = (acc ? MM__GEMM_ACC : 0) |
+                (c->c.relu || acc ? MM__GEMM_RELU : 0);
     if (!direct)
         for (int t = 0; t < nt; t++) grow(&m->ts[t].col, &m->ts[t].colcap, ch * kk);
     _Pragma("omp parallel for schedule(dynamic, 1)")
@@ -550,95 +588,72 @@ static void conv_gemm(mm_resnet *m, const conv *c, const float *x, int n,
             im2col(c, x, h, w, ho, wo, r0, r, col);
             a = col;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, cout,
-                    (int)kk, 1.0f, a, (int)kk, c->wg, cout,
-                    acc ? 1.0f : 0.0f, y + r0 * cout, cout);
-        epilogue(y + r0 * cout, r, cout, c->b, relu);
+        mm__gemm((int)r, a, (int)kk, c->pg, c->b, flags, y + r0 * cout,
+                 cout);
+        if (c2)
+            mm__gemm((int)r, y + r0 * cout, cout, c2->pg, c2->b,
+                     c2->c.relu ? MM__GEMM_RELU : 0, y2 + r0 * c2->c.cout,
+                     c2->c.cout);
     }
 }
 
 /* Winograd F(4x4, 3x3), pad 1, stride 1 (Lavin and Gray): B^T d B per 6x6
  * input tile, 36 GEMMs (tiles, cin) x U[xi] (cin, cout), A^T m A per 4x4
  * output tile. Each thread takes groups of tiles through all three steps
- * in its own scratch. Channels go 4 at a time (cin, cout multiples of 4). */
-static void wino_in(const float *x, int h, int w, int th, int tw, int cin,
-                    size_t q, float *V, size_t vst)
+ * in its own scratch. The transforms in 4-float vectors, and in 16-float
+ * ones on CPUs with AVX-512 when the channels are multiples of 16. */
+#define WCAT_(a, b) a##b
+#define WCAT(a, b) WCAT_(a, b)
+#define WFN(f) WCAT(f, WSUF)
+#define WV v4
+#define WVI v4i
+#define WW 4
+#define WLD ld4
+#define WST st4
+#define WSUF _4
+#define WATTR
+#include "resnet_wino.h"
+#undef WV
+#undef WVI
+#undef WW
+#undef WLD
+#undef WST
+#undef WSUF
+#undef WATTR
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define WINO16 1
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+static inline __attribute__((target("avx512f"))) v16 ld16(const float *p)
 {
-    int tx = (int)(q % tw), ty = (int)(q / tw % th);
-    size_t b = q / ((size_t)tw * th);
-    const float *px[6][6];
-    for (int a = 0; a < 6; a++)
-        for (int e = 0; e < 6; e++) {
-            int iy = ty * 4 - 1 + a, ix = tx * 4 - 1 + e;
-            px[a][e] = iy < 0 || iy >= h || ix < 0 || ix >= w
-                           ? NULL
-                           : x + ((b * h + iy) * w + ix) * cin;
-        }
-    const v4 z = {0, 0, 0, 0};
-    for (int ci = 0; ci < cin; ci += 4) {
-        v4 u[6][6];
-        for (int e = 0; e < 6; e++) {
-            v4 d[6];
-            for (int a = 0; a < 6; a++)
-                d[a] = px[a][e] ? ld4(px[a][e] + ci) : z;
-            u[0][e] = 4 * d[0] - 5 * d[2] + d[4];
-            u[1][e] = -4 * (d[1] + d[2]) + d[3] + d[4];
-            u[2][e] = 4 * (d[1] - d[2]) - d[3] + d[4];
-            u[3][e] = -2 * (d[1] - d[3]) - d[2] + d[4];
-            u[4][e] = 2 * (d[1] - d[3]) - d[2] + d[4];
-            u[5][e] = 4 * d[1] - 5 * d[3] + d[5];
-        }
-        for (int a = 0; a < 6; a++) {
-            v4 *d = u[a];
-            float *v = V + (size_t)(a * 6) * vst + ci;
-            st4(v, 4 * d[0] - 5 * d[2] + d[4]);
-            st4(v + vst, -4 * (d[1] + d[2]) + d[3] + d[4]);
-            st4(v + 2 * vst, 4 * (d[1] - d[2]) - d[3] + d[4]);
-            st4(v + 3 * vst, -2 * (d[1] - d[3]) - d[2] + d[4]);
-            st4(v + 4 * vst, 2 * (d[1] - d[3]) - d[2] + d[4]);
-            st4(v + 5 * vst, 4 * d[1] - 5 * d[3] + d[5]);
-        }
-    }
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
-static void wino_out(const float *M, size_t mst, const float *bias, int relu,
-                     int h, int w, int th, int tw, int cout, size_t q,
-                     float *y)
+static inline __attribute__((target("avx512f"))) void st16(float *p, v16 v)
 {
-    int tx = (int)(q % tw), ty = (int)(q / tw % th);
-    size_t b = q / ((size_t)tw * th);
-    for (int o = 0; o < cout; o += 4) {
-        v4 r[4][6], bb = ld4(bias + o);
-        for (int e = 0; e < 6; e++) {
-            v4 m0 = ld4(M + (size_t)e * mst + o),
-               m1 = ld4(M + (size_t)(6 + e) * mst + o),
-               m2 = ld4(M + (size_t)(12 + e) * mst + o),
-               m3 = ld4(M + (size_t)(18 + e) * mst + o),
-               m4 = ld4(M + (size_t)(24 + e) * mst + o),
-               m5 = ld4(M + (size_t)(30 + e) * mst + o);
-            r[0][e] = m0 + m1 + m2 + m3 + m4;
-            r[1][e] = m1 - m2 + 2 * (m3 - m4);
-            r[2][e] = m1 + m2 + 4 * (m3 + m4);
-            r[3][e] = m1 - m2 + 8 * (m3 - m4) + m5;
-        }
-        for (int a = 0; a < 4; a++) {
-            int oy = ty * 4 + a;
-            if (oy >= h) break;
-            v4 *d = r[a], out[4];
-            out[0] = d[0] + d[1] + d[2] + d[3] + d[4];
-            out[1] = d[1] - d[2] + 2 * (d[3] - d[4]);
-            out[2] = d[1] + d[2] + 4 * (d[3] + d[4]);
-            out[3] = d[1] - d[2] + 8 * (d[3] - d[4]) + d[5];
-            for (int e = 0; e < 4; e++) {
-                int ox = tx * 4 + e;
-                if (ox >= w) break;
-                v4 v = out[e] + bb;
-                st4(y + ((b * h + oy) * w + ox) * cout + o,
-                    relu ? relu4(v) : v);
-            }
-        }
-    }
+    memcpy(p, &v, sizeof v);
 }
+
+#define WV v16
+#define WVI v16i
+#define WW 16
+#define WLD ld16
+#define WST st16
+#define WSUF _16
+#define WATTR __attribute__((target("avx512f")))
+#include "resnet_wino.h"
+#undef WV
+#undef WVI
+#undef WW
+#undef WLD
+#undef WST
+#undef WSUF
+#undef WATTR
+#endif
 
 static void conv_wino(mm_resnet *m, const conv *c, const float *x, int n,
                       int h, int w, float *y)
@@ -653,6 +668,7 @@ static void conv_wino(mm_resnet *m, const conv *c, const float *x, int n,
     if (grp < 16) grp = 16;
     size_t ng = (ntile + grp - 1) / grp;
     grp = (ntile + ng - 1) / ng;
+    int wide = c->wide;
     float *V = grow(&m->ts[0].wv, &m->ts[0].wvcap, 36 * grp * cin);
     float *M = grow(&m->ts[0].wm, &m->ts[0].wmcap, 36 * grp * cout);
     for (size_t t0 = 0; t0 < ntile; t0 += grp) {
@@ -661,38 +677,96 @@ static void conv_wino(mm_resnet *m, const conv *c, const float *x, int n,
         {
             _Pragma("omp for schedule(static)")
             for (size_t t = 0; t < k; t++)
-                wino_in(x, h, w, th, tw, cin, t0 + t, V + t * cin, k * cin);
+#ifdef WINO16
+                if (wide)
+                    wino_in_16(x, h, w, th, tw, cin, t0 + t, V + t * cin,
+                               k * cin);
+                else
+#endif
+                    wino_in_4(x, h, w, th, tw, cin, t0 + t, V + t * cin,
+                              k * cin);
             _Pragma("omp for schedule(dynamic, 1)")
             for (int xi = 0; xi < 36; xi++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)k,
-                            cout, cin, 1.0f, V + (size_t)xi * k * cin, cin,
-                            c->wu + (size_t)xi * cin * cout, cout, 0.0f,
-                            M + (size_t)xi * k * cout, cout);
+                mm__gemm((int)k, V + (size_t)xi * k * cin, cin, c->pu[xi],
+                         NULL, 0, M + (size_t)xi * k * cout, cout);
             _Pragma("omp for schedule(static)")
             for (size_t t = 0; t < k; t++)
-                wino_out(M + t * cout, k * cout, c->b, c->c.relu, h, w, th,
-                         tw, cout, t0 + t, y);
+#ifdef WINO16
+                if (wide)
+                    wino_out_16(M + t * cout, k * cout, c->b, c->c.relu, h, w,
+                                th, tw, cout, t0 + t, y);
+                else
+#endif
+                    wino_out_4(M + t * cout, k * cout, c->b, c->c.relu, h, w,
+                               th, tw, cout, t0 + t, y);
         }
+    }
+}
+
+/* The stem (7x7, stride 2, pad 3, 3 channels) without im2col: for one
+ * output row, T interleaves the 7 input rows it reads, T[px][ky][c] (px
+ * over the padded width, zeros outside the image). Then the 147 inputs of
+ * output pixel ox, in (kx, ky, c) order, are T's 147 consecutive floats
+ * from px = 2 ox: a GEMM reads them in place with a row stride of 42. T is
+ * 22 KiB a row where the im2col matrix is 75 KiB. */
+static void conv_stem(mm_resnet *m, const conv *c, const float *x, int n,
+                      int h, int w, int ho, int wo, float *y)
+{
+    int k = c->c.k, s = c->c.stride, p = c->c.pad, cin = c->c.cin;
+    int cout = c->c.cout, pw = s * (wo - 1) + k, kc = k * cin;
+    for (int t = 0; t < n_threads(); t++)
+        grow(&m->ts[t].col, &m->ts[t].colcap, (size_t)pw * kc);
+    _Pragma("omp parallel for schedule(static)")
+    for (size_t q = 0; q < (size_t)n * ho; q++) {
+        size_t b = q / ho;
+        int oy = (int)(q % ho);
+        float *T = m->ts[thread_id()].col;
+        for (int px = 0; px < pw; px++) {
+            int ix = px - p;
+            for (int ky = 0; ky < k; ky++) {
+                int iy = oy * s - p + ky;
+                float *d = T + ((size_t)px * k + ky) * cin;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                    for (int i = 0; i < cin; i++) d[i] = 0;
+                else
+                    for (int i = 0; i < cin; i++)
+                        d[i] = x[((b * h + iy) * w + ix) * cin + i];
+            }
+        }
+        mm__gemm(wo, T, s * kc, c->ps, c->b,
+                 c->c.relu ? MM__GEMM_RELU : 0, y + q * wo * cout, cout);
     }
 }
 
 /* Y = conv C of X (N, H, W, cin) -> (N, HO, WO, cout), with bias and the
  * conv's ReLU; with ACC, Y already holds the shortcut and the ReLU follows
- * the sum. */
-static void conv_fwd(mm_resnet *m, const conv *c, const float *x, int n,
-                     int h, int w, float *y, int acc, int *pho, int *pwo)
+ * the sum. With C2 (C a 1x1 stride 1 too), also Y2 = C2 of Y, fused. */
+static void conv_fwd2(mm_resnet *m, const conv *c, const float *x, int n,
+                      int h, int w, float *y, int acc, const conv *c2,
+                      float *y2, int *pho, int *pwo)
 {
     int k = c->c.k, s = c->c.stride, p = c->c.pad;
     int ho = (h + 2 * p - k) / s + 1, wo = (w + 2 * p - k) / s + 1;
     *pho = ho;
     *pwo = wo;
-    if (c->wu && !acc)
+    if (c->pu[0] && !acc)
         conv_wino(m, c, x, n, h, w, y);
+    else if (c->ps && !acc)
+        conv_stem(m, c, x, n, h, w, ho, wo, y);
     else
-        conv_gemm(m, c, x, n, h, w, ho, wo, y, acc);
+        conv_gemm(m, c, x, n, h, w, ho, wo, y, acc, c2, y2);
 }
 
-/* 3x3 stride-2 pad-1 max-pool, NHWC (padding never wins, as torch). */
+static void conv_fwd(mm_resnet *m, const conv *c, const float *x, int n,
+                     int h, int w, float *y, int acc, int *pho, int *pwo)
+{
+    conv_fwd2(m, c, x, n, h, w, y, acc, NULL, NULL, pho, pwo);
+}
+
+
+/* 3x3 stride-2 pad-1 max-pool, NHWC (padding never wins, as torch);
+ * CCH a multiple of 4. Branch-free vector max: on real data the scalar
+ * compare mispredicts about half the time. */
 static void maxpool(const float *x, int n, int h, int w, int cch, float *y,
                     int *pho, int *pwo)
 {
@@ -702,18 +776,20 @@ static void maxpool(const float *x, int n, int h, int w, int cch, float *y,
     for (size_t q = 0; q < rows; q++) {
         int ox = (int)(q % wo), oy = (int)(q / wo % ho);
         size_t b = q / ((size_t)wo * ho);
+        int y0 = oy * 2 - 1 < 0 ? 0 : oy * 2 - 1, y1 = oy * 2 + 1;
+        int x0 = ox * 2 - 1 < 0 ? 0 : ox * 2 - 1, x1 = ox * 2 + 1;
+        if (y1 >= h) y1 = h - 1;
+        if (x1 >= w) x1 = w - 1;
         float *d = y + q * cch;
-        for (int c = 0; c < cch; c++) d[c] = -FLT_MAX;
-        for (int ky = -1; ky <= 1; ky++) {
-            int iy = oy * 2 + ky;
-            if (iy < 0 || iy >= h) continue;
-            for (int kx = -1; kx <= 1; kx++) {
-                int ix = ox * 2 + kx;
-                if (ix < 0 || ix >= w) continue;
-                const float *sp = x + ((b * h + iy) * w + ix) * cch;
-                for (int c = 0; c < cch; c++)
-                    if (sp[c] > d[c]) d[c] = sp[c];
-            }
+        for (int c = 0; c < cch; c += 4) {
+            v4 mx = ld4(x + ((b * h + y0) * w + x0) * cch + c);
+            for (int iy = y0; iy <= y1; iy++)
+                for (int ix = x0; ix <= x1; ix++) {
+                    v4 v = ld4(x + ((b * h + iy) * w + ix) * cch + c);
+                    v4i gt = v > mx;
+                    mx = (v4)(((v4i)v & gt) | ((v4i)mx & ~gt));
+                }
+            st4(d + c, mx);
         }
     }
     *pho = ho;
@@ -752,23 +828,29 @@ int mm_resnet_forward(mm_resnet *m, int n, int h, int w, const float *x,
     maxpool(B[0], n, hh, ww, 64, B[1], &hh, &ww);
     /* cur: block input; t1, t2: inside the block; sc: shortcut/output */
     float *cur = B[1], *t1 = B[0], *t2 = B[2], *sc = B[3];
+    /* t1 holds the block's first conv already (fused into the previous
+     * block's last: both are 1x1 stride 1, row by row) */
+    int have1 = 0;
+    const conv *end = m->cv + m->nconv;
     for (int l = 1; l <= m->layer; l++)
         for (int b = 0; b < nblocks[l - 1]; b++) {
-            int h1, w1, h2, w2, h3, w3;
-            conv_fwd(m, c, cur, n, hh, ww, t1, 0, &h1, &w1);
+            int h1 = hh, w1 = ww, h2, w2, h3, w3;
+            if (!have1) conv_fwd(m, c, cur, n, hh, ww, t1, 0, &h1, &w1);
             conv_fwd(m, c + 1, t1, n, h1, w1, t2, 0, &h2, &w2);
+            const conv *nx = c + (b == 0 ? 4 : 3);
+            if (nx >= end || nx->c.k != 1 || nx->c.stride != 1) nx = NULL;
             if (b == 0) {
                 conv_fwd(m, c + 3, cur, n, hh, ww, sc, 0, &h3, &w3);
-                conv_fwd(m, c + 2, t2, n, h2, w2, sc, 1, &h3, &w3);
+                conv_fwd2(m, c + 2, t2, n, h2, w2, sc, 1, nx, t1, &h3, &w3);
                 float *tmp = cur;
                 cur = sc;
                 sc = tmp;
-                c += 4;
             } else {
                 /* the block's input is its own shortcut: accumulate onto it */
-                conv_fwd(m, c + 2, t2, n, h2, w2, cur, 1, &h3, &w3);
-                c += 3;
+                conv_fwd2(m, c + 2, t2, n, h2, w2, cur, 1, nx, t1, &h3, &w3);
             }
+            have1 = nx != NULL;
+            c += b == 0 ? 4 : 3;
             hh = h3;
             ww = w3;
         }
