@@ -271,12 +271,17 @@ mm_tensor *mm_nystrom_forward(mm_ctx *ctx, const mm_nystrom *m,
     mm_tensor *v3 = mm_tensor_reshape(ctx, v, 3, flat);
     /* attn1 = softmax(q k_l^T) (N' x M), attn2 = softmax(q_l k_l^T),
      * attn3 = softmax(q_l k^T) (M x N'); out = (attn1 pinv(attn2))
-     * (attn3 v). The two outer products are fused attentions (q is
-     * scaled already: scale 1), so neither N' x M matrix is kept. */
+     * (attn3 v), which lucidrains' code evaluates in that order. We
+     * associate it as attn1 (pinv(attn2) (attn3 v)): the same product
+     * without the N' x M by M x M one (2 N' M^2 flops a head, 3x the rest
+     * of this line at M 256, Dh 64); only the rounding differs (t-nn and
+     * t-mil hold torch's fixtures). Both attn products are fused
+     * attentions (q is scaled already: scale 1), so no N' x M matrix is
+     * kept. */
     mm_tensor *a2 = mm_tensor_softmax(ctx, mm_tensor_matmul(ctx, ql, kl, 0, 1));
     mm_tensor *a2i = mm_nn_pinv(ctx, a2, m->pinv_iters);
-    mm_tensor *out = mm_tensor_matmul(ctx, mm_tensor_attention(ctx, q3, kl, a2i, 1),
-                                      mm_tensor_attention(ctx, ql, k3, v3, 1), 0, 0);
+    mm_tensor *zv = mm_tensor_matmul(ctx, a2i, mm_tensor_attention(ctx, ql, k3, v3, 1), 0, 0);
+    mm_tensor *out = mm_tensor_attention(ctx, q3, kl, zv, 1);
     out = mm_tensor_reshape(ctx, out, 4, (int64_t[]){b, h, np, dh});
     if (m->res_w) {
         mm_tensor *w = mm_tensor_reshape(ctx, m->res_w, 2,
