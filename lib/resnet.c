@@ -613,13 +613,6 @@ static void conv_gemm(mm_resnet *m, const conv *c, const float *x, int n,
 #define WSUF _4
 #define WATTR
 #include "resnet_wino.h"
-#undef WV
-#undef WVI
-#undef WW
-#undef WLD
-#undef WST
-#undef WSUF
-#undef WATTR
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define WINO16 1
@@ -646,13 +639,6 @@ static inline __attribute__((target("avx512f"))) void st16(float *p, v16 v)
 #define WSUF _16
 #define WATTR __attribute__((target("avx512f")))
 #include "resnet_wino.h"
-#undef WV
-#undef WVI
-#undef WW
-#undef WLD
-#undef WST
-#undef WSUF
-#undef WATTR
 #endif
 
 static void conv_wino(mm_resnet *m, const conv *c, const float *x, int n,

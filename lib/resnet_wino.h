@@ -2,7 +2,8 @@
  * lib/resnet.c, included there once per vector width: WV, a GCC vector
  * of WW floats (WVI: of WW int32); WLD / WST load and store one; WFN(name)
  * the function's name for this width; WATTR its attributes (the target).
- * Channels go WW at a time (cin, cout multiples of WW).
+ * Channels go WW at a time (cin, cout multiples of WW). The parameters are
+ * undefined at the end, ready for the next width.
  * SPDX-License-Identifier: MIT */
 
 /* B^T d B for input tile Q (its 6x6 pixels, zeros outside the image) into
@@ -88,3 +89,11 @@ static WATTR void WFN(wino_out)(const float *M, size_t mst,
         }
     }
 }
+
+#undef WV
+#undef WVI
+#undef WW
+#undef WLD
+#undef WST
+#undef WSUF
+#undef WATTR

@@ -999,6 +999,20 @@ static void gemm(mm_dtype dt, int ta, int tb, int m, int n, int k,
 extern void openblas_set_num_threads(int) __attribute__((weak));
 extern int openblas_get_num_threads(void) __attribute__((weak));
 
+/* OpenBLAS on one thread while the OpenMP threads each run their own
+ * GEMMs (gemm_batch, the attention); @return the count to restore. */
+static int blas_single(void)
+{
+    int old = openblas_get_num_threads ? openblas_get_num_threads() : 1;
+    if (old != 1 && openblas_set_num_threads) openblas_set_num_threads(1);
+    return old;
+}
+
+static void blas_restore(int old)
+{
+    if (old != 1 && openblas_set_num_threads) openblas_set_num_threads(old);
+}
+
 static int n_threads(void)
 {
 #ifdef _OPENMP
@@ -1045,8 +1059,7 @@ static void gemm_batch(mm_dtype dt, int ta, int tb, int64_t batch, int m,
     int64_t band = (side + parts - 1) / parts;
     band = (band + 15) / 16 * 16;
     parts = (side + band - 1) / band;
-    int old = openblas_get_num_threads ? openblas_get_num_threads() : 1;
-    if (old != 1 && openblas_set_num_threads) openblas_set_num_threads(1);
+    int old = blas_single();
     int64_t tasks = batch * parts;
     _Pragma("omp parallel for schedule(static)")
     for (int64_t t = 0; t < tasks; t++) {
@@ -1062,7 +1075,7 @@ static void gemm_batch(mm_dtype dt, int ta, int tb, int64_t batch, int m,
             gemm(dt, ta, tb, m, len, k, ai, lda,
                  bi + p0 * (tb ? ldb : 1) * es, ldb, beta, ci + p0 * es, ldc);
     }
-    if (old != 1 && openblas_set_num_threads) openblas_set_num_threads(old);
+    blas_restore(old);
 }
 
 /* The geometry of a matmul, from its (contiguous) operands. */
@@ -2434,20 +2447,6 @@ static void attn_probs(mm_dtype dt, void *s, int64_t rows, int64_t n,
             t[2 * r + 1] = sum;
         }
     }
-}
-
-/* OpenBLAS on one thread while the OpenMP threads each run their own
- * GEMMs (see gemm_batch); @return the count to restore. */
-static int blas_single(void)
-{
-    int old = openblas_get_num_threads ? openblas_get_num_threads() : 1;
-    if (old != 1 && openblas_set_num_threads) openblas_set_num_threads(1);
-    return old;
-}
-
-static void blas_restore(int old)
-{
-    if (old != 1 && openblas_set_num_threads) openblas_set_num_threads(old);
 }
 
 static int thread_num(void)

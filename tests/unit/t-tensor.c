@@ -1339,6 +1339,25 @@ static void test_adam(void)
     }
 }
 
+#ifdef _OPENMP
+/* HEAD's NHEAD bytes, then every f32 parameter gradient of P, in one
+ * malloc'd buffer of *N bytes: what the thread-count tests compare. */
+static unsigned char *grad_bytes(mm_params *p, const void *head, size_t nhead, size_t *n)
+{
+    *n = nhead + (size_t)mm_params_numel(p) * sizeof(float);
+    unsigned char *b = malloc(*n);
+    if (nhead) memcpy(b, head, nhead);
+    size_t off = nhead;
+    for (int i = 0; i < mm_params_count(p); i++) {
+        mm_tensor *g = mm_tensor_grad(mm_params_get(p, i));
+        size_t k = (size_t)mm_tensor_numel(g) * sizeof(float);
+        memcpy(b + off, mm_tensor_data(g), k);
+        off += k;
+    }
+    return b;
+}
+#endif
+
 /* The issue-4 kernels give the same bits for any thread count: every
  * output and gradient element is summed in one thread in a fixed order. */
 static void test_thread_independence(void)
@@ -1376,15 +1395,7 @@ static void test_thread_independence(void)
         for (int i = 0; i < 4; i++)
             sums[run][i] = mm_tensor_get1(mm_tensor_grad(mm_params_get(p, i)),
                                           3);
-        nbits = (size_t)mm_params_numel(p) * sizeof(float);
-        bits[run] = malloc(nbits);
-        size_t off = 0;
-        for (int i = 0; i < mm_params_count(p); i++) {
-            mm_tensor *g = mm_tensor_grad(mm_params_get(p, i));
-            size_t n = (size_t)mm_tensor_numel(g) * sizeof(float);
-            memcpy(bits[run] + off, mm_tensor_data(g), n);
-            off += n;
-        }
+        bits[run] = grad_bytes(p, NULL, 0, &nbits);
         mm_ctx_free(c);
         mm_params_free(p);
         omp_set_num_threads(old);
@@ -1432,17 +1443,8 @@ static void test_attention_threads(void)
             omp_set_num_threads(old);
             break;
         }
-        size_t ny = (size_t)mm_tensor_numel(y) * sizeof(float);
-        nbits = ny + (size_t)mm_params_numel(p) * sizeof(float);
-        bits[run] = malloc(nbits);
-        memcpy(bits[run], mm_tensor_data(y), ny);
-        size_t off = ny;
-        for (int i = 0; i < mm_params_count(p); i++) {
-            mm_tensor *g = mm_tensor_grad(mm_params_get(p, i));
-            size_t n = (size_t)mm_tensor_numel(g) * sizeof(float);
-            memcpy(bits[run] + off, mm_tensor_data(g), n);
-            off += n;
-        }
+        bits[run] = grad_bytes(p, mm_tensor_data(y),
+                               (size_t)mm_tensor_numel(y) * sizeof(float), &nbits);
         mm_ctx_free(c);
         mm_params_free(p);
         omp_set_num_threads(old);
