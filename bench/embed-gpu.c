@@ -9,9 +9,11 @@
  *     --weights W (random:42)  --layer L (3)  --batch B (256)
  *     --prec fp16|tf32 (fp16)  --repeat R (passes over the file; 1)
  *     --check K (compare the first K tiles with the CPU engine; 0)
+ *     --decoders N (threads decoding the stream's zstd frames; 4)
  *
- * "run" prints three rates on stdout as KEY=VALUE lines (easy to grep):
- * decode_pps (reading and decoding the stream alone), gpu_pps (one batch
+ * "run" prints its rates on stdout as KEY=VALUE lines (easy to grep):
+ * decode1_pps and decode_pps (reading and decoding the stream alone, on one
+ * thread and on --decoders threads), gpu_pps (one batch
  * already in pinned memory, resubmitted: the network alone) and e2e_pps
  * (a reader thread decodes the stream while the main thread queues each
  * batch and the previous one computes: what patch-embed --device cuda
@@ -376,6 +378,6 @@ int main(int argc, char **argv)
     if (argc >= 3 && !strcmp(argv[1], "run")) return run(argc, argv);
     fprintf(stderr, "Usage: embed-gpu pack SIZE OUT.mpk < raw\n"
                     "       embed-gpu run TILES.mpk [--weights W] [--layer L] [--batch B]\n"
-                    "                 [--prec fp16|tf32] [--repeat R] [--check K]\n");
+                    "                 [--prec fp16|tf32] [--repeat R] [--check K] [--decoders N]\n");
     return 2;
 }
