@@ -573,13 +573,22 @@ static mm_tensor *snn(mm_ctx *ctx, const mm_model *m, mm_tensor *v,
     return v;
 }
 
-/* TransLayer with TransMIL's to_out dropout: x + drop(attn(norm(x))). */
+/* TransLayer with TransMIL's to_out dropout: x + drop(attn(norm(x))),
+ * all rows of x (N, 0) or the first NR. The dropout of the first NR rows
+ * draws the masks of the whole output's first NR rows. */
 static mm_tensor *translayer(mm_ctx *ctx, const mm_model *m, int l,
-                             mm_tensor *x, const mm_model_input *in)
+                             mm_tensor *x, int64_t nr,
+                             const mm_model_input *in)
 {
     const mm_translayer *t = &m->layer[l];
+    if (!x) return NULL;
     mm_tensor *h = mm_tensor_layernorm(ctx, x, t->norm_w, t->norm_b, t->eps);
-    h = mm_nystrom_forward(ctx, &t->attn, h);
+    if (nr > 0) {
+        h = mm_nystrom_forward_rows(ctx, &t->attn, h, 0, nr);
+        x = mm_tensor_slice(ctx, x, 1, 0, nr);
+    } else {
+        h = mm_nystrom_forward(ctx, &t->attn, h);
+    }
     h = drop(ctx, h, m->cfg.attn_dropout, in, MM_MIL_SITE_LAYER + l);
     return mm_tensor_add(ctx, x, h);
 }
@@ -626,11 +635,11 @@ static mm_tensor *transmil(mm_ctx *ctx, const mm_model *m, mm_tensor *x,
                              (mm_tensor *[]){h, mm_tensor_slice(ctx, h, 1, 0, add)},
                              1);
     h = mm_tensor_concat(ctx, 2, (mm_tensor *[]){m->cls, h}, 1);
-    h = translayer(ctx, m, 0, h, in);
+    h = translayer(ctx, m, 0, h, 0, in);
     h = ppeg(ctx, m, h, side, side);
-    h = translayer(ctx, m, 1, h, in);
+    /* only the cls row goes on: the last layer and norm compute it alone */
+    h = translayer(ctx, m, 1, h, 1, in);
     h = mm_tensor_layernorm(ctx, h, m->norm_w, m->norm_b, 1e-5);
-    h = mm_tensor_slice(ctx, h, 1, 0, 1);
     return mm_tensor_reshape(ctx, h, 2, (int64_t[]){1, c});
 }
 

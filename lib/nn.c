@@ -245,14 +245,37 @@ int mm_nystrom_init(mm_nystrom *m, mm_params *p, const char *prefix,
     return 0;
 }
 
-mm_tensor *mm_nystrom_forward(mm_ctx *ctx, const mm_nystrom *m,
-                              mm_tensor *x)
+/* The residual conv's rows [S, S + NR) of V (B, H, N', Dh): the conv of
+ * the window of rows S - P .. S + NR + P (zero rows past either end, as
+ * the conv's own padding) keeps the middle NR rows; the same taps in the
+ * same order as the whole conv's. */
+static mm_tensor *res_conv_rows(mm_ctx *ctx, mm_tensor *v, mm_tensor *w,
+                                int64_t s, int64_t nr)
+{
+    int64_t np = mm_tensor_dim(v, 2), p = mm_tensor_dim(w, 1) / 2;
+    int64_t lo = s - p, hi = s + nr + p;
+    int64_t a = lo > 0 ? lo : 0, e = hi < np ? hi : np;
+    mm_tensor *win = mm_tensor_slice(ctx, v, 2, a, e - a);
+    if (a > lo) win = mm_tensor_pad(ctx, win, 2, a - lo, 0);
+    if (hi > e) win = mm_tensor_pad(ctx, win, 2, 0, hi - e);
+    return mm_tensor_slice(ctx, mm_tensor_conv1d_dw(ctx, win, w), 2, p, nr);
+}
+
+mm_tensor *mm_nystrom_forward_rows(mm_ctx *ctx, const mm_nystrom *m,
+                                   mm_tensor *x, int64_t r0, int64_t nr)
 {
     if (check_x(x, m->dim, "nystrom")) return NULL;
     int64_t b = mm_tensor_dim(x, 0), n = mm_tensor_dim(x, 1);
+    if (r0 < 0 || nr < 1 || r0 + nr > n) {
+        mm__set_error("nystrom: rows %lld + %lld outside the %lld of x",
+                      (long long)r0, (long long)nr, (long long)n);
+        return NULL;
+    }
     int64_t lm = m->landmarks, h = m->heads, dh = m->dim_head;
     int64_t inner = h * dh, pad = (lm - n % lm) % lm, np = n + pad,
             l = np / lm;
+    /* the rows wanted, in the padded sequence */
+    int64_t s = (m->pad_bug ? 0 : pad) + r0;
     mm_tensor *xp = pad ? mm_tensor_pad(ctx, x, 1, pad, 0) : x;
     mm_tensor *qkv = mm_tensor_linear(ctx, xp, m->qkv_w, NULL);
     mm_tensor *hd[3];
@@ -277,20 +300,31 @@ mm_tensor *mm_nystrom_forward(mm_ctx *ctx, const mm_nystrom *m,
      * of this line at M 256, Dh 64); only the rounding differs (t-nn and
      * t-mil hold torch's fixtures). Both attn products are fused
      * attentions (q is scaled already: scale 1), so no N' x M matrix is
-     * kept. */
+     * kept. Every row of out reads all of k and v, but only its own row
+     * of q: attn1 runs on the rows wanted alone. */
     mm_tensor *a2 = mm_tensor_softmax(ctx, mm_tensor_matmul(ctx, ql, kl, 0, 1));
     mm_tensor *a2i = mm_nn_pinv(ctx, a2, m->pinv_iters);
     mm_tensor *zv = mm_tensor_matmul(ctx, a2i, mm_tensor_attention(ctx, ql, k3, v3, 1), 0, 0);
-    mm_tensor *out = mm_tensor_attention(ctx, q3, kl, zv, 1);
-    out = mm_tensor_reshape(ctx, out, 4, (int64_t[]){b, h, np, dh});
+    int all = nr == n; /* all rows: the whole padded sequence, sliced */
+    mm_tensor *qr = all ? q3 : mm_tensor_slice(ctx, q3, 1, s, nr);
+    mm_tensor *out = mm_tensor_attention(ctx, qr, kl, zv, 1);
+    out = mm_tensor_reshape(ctx, out, 4, (int64_t[]){b, h, all ? np : nr, dh});
     if (m->res_w) {
         mm_tensor *w = mm_tensor_reshape(ctx, m->res_w, 2,
                                          (int64_t[]){h, m->res_kernel});
-        out = mm_tensor_add(ctx, out, mm_tensor_conv1d_dw(ctx, v, w));
+        out = mm_tensor_add(ctx, out, all ? mm_tensor_conv1d_dw(ctx, v, w)
+                                          : res_conv_rows(ctx, v, w, s, nr));
     }
     out = mm_tensor_linear(ctx, merge_heads(ctx, out), m->out_w, m->out_b);
-    out = mm_tensor_slice(ctx, out, 1, m->pad_bug ? 0 : pad, n);
+    if (all) out = mm_tensor_slice(ctx, out, 1, s, nr);
     return mm_tensor_contiguous(ctx, out);
+}
+
+mm_tensor *mm_nystrom_forward(mm_ctx *ctx, const mm_nystrom *m,
+                              mm_tensor *x)
+{
+    if (check_x(x, m->dim, "nystrom")) return NULL;
+    return mm_nystrom_forward_rows(ctx, m, x, 0, mm_tensor_dim(x, 1));
 }
 
 // ---- TransLayer ------------------------------------------------------------

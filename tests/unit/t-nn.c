@@ -9,12 +9,14 @@
  * SPDX-License-Identifier: MIT */
 #include "config.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../tap.h"
 #include "mm/nn.h"
+#include "mm/rng.h"
 #include "mm/safetensors.h"
 #include "mm/tensor.h"
 
@@ -223,6 +225,114 @@ static void run_case(const char *path, int kind, mm_dtype dt)
     mm_st_close(st);
 }
 
+// ---- Nystrom rows ------------------------------------------------------------
+
+static void fill_normal(mm_tensor *t, mm_rng *g, double sd)
+{
+    int64_t n = mm_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++) {
+        double z[2];
+        mm_rng_normal2(g, z);
+        if (mm_tensor_dtype(t) == MM_F64) ((double *)mm_tensor_data(t))[i] = sd * z[0];
+        else ((float *)mm_tensor_data(t))[i] = (float)(sd * z[0]);
+    }
+}
+
+/* max |a - b| / max |b| over two tensors of one size */
+static double reldiff(const mm_tensor *a, const mm_tensor *b)
+{
+    double d = 0, m = 0;
+    int64_t n = mm_tensor_numel(b);
+    if (!a || mm_tensor_numel(a) != n) return 1e300;
+    for (int64_t i = 0; i < n; i++) {
+        double x = mm_tensor_get1(a, i), y = mm_tensor_get1(b, i);
+        d = fabs(x - y) > d ? fabs(x - y) : d;
+        m = fabs(y) > m ? fabs(y) : m;
+    }
+    return m > 0 ? d / m : d;
+}
+
+/* mm_nystrom_forward_rows against the same rows sliced from the whole
+ * output: the rows, and the gradients of every parameter and of x for a
+ * loss on those rows alone. Sizes make N' = 48 with 11 front pad rows, so
+ * the conv window is cut at both ends for some ranges. */
+static void rows_case(mm_dtype dt, int pad_bug)
+{
+    const int64_t B = 2, N = 37, D = 32;
+    const int64_t ranges[][2] = {{0, 1}, {36, 1}, {5, 3}, {18, 19}, {1, 36}};
+    double tol = dt == MM_F64 ? 1e-12 : 2e-5;
+    const char *dn = dt == MM_F64 ? "f64" : "f32";
+    mm_params *p = mm_params_new(dt);
+    mm_nystrom ny;
+    if (mm_nystrom_init(&ny, p, "n", (int)D, 4, 8, 16, 6, 33) || mm_params_alloc(p)) {
+        ok(0, "%s rows: build: %s", dn, mm_strerror());
+        mm_params_free(p);
+        return;
+    }
+    ny.pad_bug = pad_bug;
+    mm_rng g;
+    mm_rng_seed(&g, 11);
+    int np = mm_params_count(p);
+    for (int i = 0; i < np; i++) fill_normal(mm_params_get(p, i), &g, 0.3);
+    mm_ctx *c1 = mm_ctx_new(), *c2 = mm_ctx_new();
+    for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+        int64_t r0 = ranges[r][0], nr = ranges[r][1];
+        mm_ctx_reset(c1);
+        mm_ctx_reset(c2);
+        mm_rng_seed(&g, 100 + r);
+        mm_tensor *x1 = mm_tensor_new(c1, dt, 3, (int64_t[]){B, N, D});
+        mm_tensor *w1 = mm_tensor_new(c1, dt, 3, (int64_t[]){B, nr, D});
+        fill_normal(x1, &g, 1);
+        fill_normal(w1, &g, 1);
+        mm_tensor *x2 = mm_tensor_new(c2, dt, 3, (int64_t[]){B, N, D});
+        mm_tensor *w2 = mm_tensor_new(c2, dt, 3, (int64_t[]){B, nr, D});
+        size_t es = dt == MM_F64 ? 8 : 4;
+        memcpy(mm_tensor_data(x2), mm_tensor_data(x1), (size_t)(B * N * D) * es);
+        memcpy(mm_tensor_data(w2), mm_tensor_data(w1), (size_t)(B * nr * D) * es);
+        mm_tensor_set_requires_grad(x1, 1);
+        mm_tensor_set_requires_grad(x2, 1);
+
+        /* the whole output, sliced */
+        mm_params_zero_grad(p);
+        mm_tensor *y1 = mm_tensor_slice(c1, mm_nystrom_forward(c1, &ny, x1), 1, r0, nr);
+        y1 = mm_tensor_contiguous(c1, y1);
+        int ok1 = y1 && !mm_tensor_backward(c1, mm_tensor_sum_all(c1, mm_tensor_mul(c1, y1, w1)));
+        mm_tensor **g1 = calloc((size_t)np, sizeof *g1);
+        mm_ctx *keep = mm_ctx_new(); /* copies of the first gradients */
+        for (int i = 0; ok1 && i < np; i++) {
+            mm_tensor *gi = mm_tensor_grad(mm_params_get(p, i));
+            g1[i] = gi ? mm_tensor_scale(keep, gi, 1.0) : NULL; /* a copy */
+        }
+        /* the rows alone */
+        mm_params_zero_grad(p);
+        mm_tensor *y2 = mm_nystrom_forward_rows(c2, &ny, x2, r0, nr);
+        int ok2 = y2 && !mm_tensor_backward(c2, mm_tensor_sum_all(c2, mm_tensor_mul(c2, y2, w2)));
+        ok(ok1 && ok2, "%s rows %lld+%lld pad_bug %d: forward and backward", dn,
+           (long long)r0, (long long)nr, pad_bug);
+        if (ok1 && ok2) {
+            double dy = reldiff(y2, y1), dx = reldiff(mm_tensor_grad(x2), mm_tensor_grad(x1)), dg = 0;
+            int missing = 0;
+            for (int i = 0; i < np; i++) {
+                mm_tensor *gi = mm_tensor_grad(mm_params_get(p, i));
+                if (!g1[i] || !gi) { missing++; continue; }
+                double d = reldiff(gi, g1[i]);
+                dg = d > dg ? d : dg;
+            }
+            ok(dy <= tol && dx <= 10 * tol && dg <= 10 * tol && !missing,
+               "%s rows %lld+%lld pad_bug %d: rows %.2e, grad x %.2e, params %.2e "
+               "(tol %g, %g), %d gradients missing", dn, (long long)r0,
+               (long long)nr, pad_bug, dy, dx, dg, tol, 10 * tol, missing);
+        }
+        free(g1);
+        mm_ctx_free(keep);
+    }
+    ok(mm_nystrom_forward_rows(c2, &ny, mm_tensor_new(c2, dt, 3, (int64_t[]){1, 5, D}), 3, 3) == NULL,
+       "%s rows past the end refused", dn);
+    mm_ctx_free(c1);
+    mm_ctx_free(c2);
+    mm_params_free(p);
+}
+
 int main(void)
 {
     const char *top = getenv("top_srcdir");
@@ -262,5 +372,9 @@ int main(void)
     run_case(tpath, CASE_TRANSFORMER, MM_F32);
     run_case(npath, CASE_NYSTROM, MM_F64);
     run_case(npath, CASE_NYSTROM, MM_F32);
+    for (int pb = 0; pb < 2; pb++) {
+        rows_case(MM_F64, pb);
+        rows_case(MM_F32, pb);
+    }
     return done_testing();
 }
