@@ -95,10 +95,11 @@ int mm_nystrom_init(mm_nystrom *m, mm_params *p, const char *prefix,
 mm_tensor *mm_nystrom_forward(mm_ctx *ctx, const mm_nystrom *m,
                               mm_tensor *x);
 /* Rows [R0, R0 + NR) of mm_nystrom_forward(X), (B, NR, D), computed alone:
- * k, v, the landmarks and A2+ (A3 v) still need every row of x, but A1,
- * the residual conv, to_out and the gradients through them run on those
- * rows only (TransMIL's last layer feeds only its cls row on). Equal to
- * the rows of the whole output up to rounding. */
+ * k, v, the landmarks and A2+ (A3 v) still need every row of x, but q is
+ * made for those rows and the landmarks only (the q landmarks as to_q of
+ * the means of x), and A1, the residual conv, to_out and the gradients
+ * through them run on those rows only (TransMIL's last layer feeds only
+ * its cls row on). Equal to the rows of the whole output up to rounding. */
 mm_tensor *mm_nystrom_forward_rows(mm_ctx *ctx, const mm_nystrom *m,
                                    mm_tensor *x, int64_t r0, int64_t nr);
 /* The Moore-Penrose iteration alone, for A (..., M, M) with batch dims
