@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <tgmath.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -112,9 +113,27 @@ struct mm_ctx {
     char err[512];
 };
 
+/* Blocks of 8 MiB and more sit on 2 MiB boundaries and ask Linux for
+ * transparent huge pages (its default is "madvise": only when asked). A
+ * TransMIL step sweeps about 1.8 GiB of its arena; with 4 KiB pages the
+ * TLB misses made the memory-bound ops (copies, element-wise, gradient
+ * sums) up to 1.5x slower, and the first step took 500 times the page
+ * faults. Without THP the advice is ignored. */
+#define ARENA_HUGE ((size_t)8 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+
 static block *block_new(size_t cap)
 {
-    block *b = mm_malloc(sizeof *b + cap + ARENA_ALIGN);
+    size_t total = sizeof(block) + cap + ARENA_ALIGN;
+    block *b;
+    if (cap >= ARENA_HUGE) {
+        b = mm_malloc_aligned(HUGE_PAGE, total);
+#ifdef MADV_HUGEPAGE
+        madvise(b, total / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE);
+#endif
+    } else {
+        b = mm_malloc(total);
+    }
     uintptr_t p = (uintptr_t)b->mem;
     b->base = b->mem + ((ARENA_ALIGN - p % ARENA_ALIGN) % ARENA_ALIGN);
     b->cap = cap;

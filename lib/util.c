@@ -43,6 +43,13 @@ void *mm_malloc(size_t n)
     return p;
 }
 
+void *mm_malloc_aligned(size_t align, size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, align, n ? n : 1)) oom(n);
+    return p;
+}
+
 void *mm_calloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);

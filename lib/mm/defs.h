@@ -28,6 +28,8 @@ MM_NORETURN void mm__assert_fail(const char *expr, const char *file, int line);
 void *mm_malloc(size_t n);
 void *mm_calloc(size_t n, size_t size);
 void *mm_realloc(void *p, size_t n);
+/* ALIGN a power of two, a multiple of sizeof(void *); free() frees it. */
+void *mm_malloc_aligned(size_t align, size_t n);
 char *mm_strdup(const char *s);
 
 /* Return codes. Record reads follow htslib: >= 0 a record, -1 the end,
