@@ -1304,6 +1304,32 @@ static int cu_op(int op)
 }
 #endif
 
+/* One row of a binary op on contiguous rows: the loops vectorise. */
+#define BIN_ROW(real)                                                          \
+    static inline void bin_row_##real(int op, const real *x, const real *y,   \
+                                      real *z, int64_t n)                     \
+    {                                                                          \
+        switch (op) {                                                          \
+        case OP_ADD:                                                           \
+            _Pragma("omp simd") for (int64_t i = 0; i < n; i++) z[i] = x[i] + y[i]; \
+            break;                                                             \
+        case OP_SUB:                                                           \
+            _Pragma("omp simd") for (int64_t i = 0; i < n; i++) z[i] = x[i] - y[i]; \
+            break;                                                             \
+        case OP_MUL:                                                           \
+            _Pragma("omp simd") for (int64_t i = 0; i < n; i++) z[i] = x[i] * y[i]; \
+            break;                                                             \
+        default:                                                               \
+            _Pragma("omp simd") for (int64_t i = 0; i < n; i++) z[i] = x[i] / y[i]; \
+            break;                                                             \
+        }                                                                      \
+    }
+BIN_ROW(float)
+BIN_ROW(double)
+#undef BIN_ROW
+#define bin_row(op, x, y, z, n)                                                \
+    _Generic((z), float *: bin_row_float, double *: bin_row_double)(op, x, y, z, n)
+
 static mm_tensor *binary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
                          mm_tensor *b)
 {
@@ -1349,6 +1375,10 @@ static mm_tensor *binary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
             const real *yr = y + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
             real *zr = z + r * n4[3];
             int64_t s3 = sa[3], t3 = sb[3];
+            if (s3 == 1 && t3 == 1) { /* rows of both inputs contiguous */
+                bin_row(op, xr, yr, zr, n4[3]);
+                continue;
+            }
             switch (op) {
             case OP_ADD:
                 for (int64_t i = 0; i < n4[3]; i++)
@@ -1395,6 +1425,34 @@ mm_tensor *mm_tensor_div(mm_ctx *ctx, mm_tensor *a, mm_tensor *b)
      : (op) == OP_SUB ? ((which) ? -(g) : (g)) \
      : (op) == OP_MUL ? ((which) ? (g) * (x) : (g) * (y)) \
      : ((which) ? -(g) * (x) / ((y) * (y)) : (g) / (y)))
+
+/* One row of BIN_PARTIAL added into GS, all rows contiguous: each case
+ * is BIN_PARTIAL's expression, in a loop that vectorises. */
+#define BIN_BACK_ROW(real)                                                     \
+    static inline void bin_back_row_##real(int op, int w, const real *g,      \
+                                           const real *x, const real *y,      \
+                                           real *gs, int64_t n)               \
+    {                                                                          \
+        if (op == OP_ADD || (op == OP_SUB && !w)) {                            \
+            _Pragma("omp simd") for (int64_t i = 0; i < n; i++) gs[i] += g[i]; \
+        } else if (op == OP_SUB) {                                             \
+            _Pragma("omp simd") for (int64_t i = 0; i < n; i++) gs[i] += -g[i]; \
+        } else if (op == OP_MUL) {                                             \
+            const real *o = w ? x : y;                                         \
+            _Pragma("omp simd") for (int64_t i = 0; i < n; i++) gs[i] += g[i] * o[i]; \
+        } else if (w) {                                                        \
+            _Pragma("omp simd") for (int64_t i = 0; i < n; i++)                \
+                gs[i] += -g[i] * x[i] / (y[i] * y[i]);                         \
+        } else {                                                               \
+            _Pragma("omp simd") for (int64_t i = 0; i < n; i++) gs[i] += g[i] / y[i]; \
+        }                                                                      \
+    }
+BIN_BACK_ROW(float)
+BIN_BACK_ROW(double)
+#undef BIN_BACK_ROW
+#define bin_back_row(op, w, g, x, y, gs, n)                                    \
+    _Generic((gs), float *: bin_back_row_float,                                \
+             double *: bin_back_row_double)(op, w, g, x, y, gs, n)
 
 /* Hand T's gradient to SRC, a full-size source of T = SRC + y (or
  * SRC - y) whose gradient is not made yet: it is T's gradient element for
@@ -1460,6 +1518,10 @@ static void backward_binary(mm_tensor *t)
                     const real *yr = y + i0 * q[0] + i1 * q[1] + i2 * q[2];
                     real *gr = gs + i0 * d[0] + i1 * d[1] + i2 * d[2];
                     const real *g = gz + r * n4[3];
+                    if (d[3] == 1 && p[3] == 1 && q[3] == 1) {
+                        bin_back_row(op, w, g, xr, yr, gr, n4[3]);
+                        continue;
+                    }
                     for (int64_t i = 0; i < n4[3]; i++)
                         gr[i * d[3]] += BIN_PARTIAL(op, w, g[i],
                                                     xr[i * p[3]],
