@@ -32,8 +32,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #define OMP_FOR _Pragma("omp parallel for schedule(static)")
+#define OMP_FOR_SIMD _Pragma("omp parallel for simd schedule(static)")
 #else
 #define OMP_FOR
+#define OMP_FOR_SIMD
 #endif
 
 /* Run the statements once with `real` = float (F32), else double (F64). */
@@ -690,7 +692,8 @@ static void copy_to_contig(mm_dtype dt, void *dst, const mm_tensor *src)
                     i0 = r / ne[2] / ne[1];
             const real *sr = s + i0 * nb[0] + i1 * nb[1] + i2 * nb[2];
             real *dr = d + r * ne[3];
-            for (int64_t i3 = 0; i3 < ne[3]; i3++) dr[i3] = sr[i3 * nb[3]];
+            if (nb[3] == 1) memcpy(dr, sr, (size_t)ne[3] * sizeof *dr);
+            else for (int64_t i3 = 0; i3 < ne[3]; i3++) dr[i3] = sr[i3 * nb[3]];
         }
     });
 }
@@ -710,7 +713,12 @@ static void add_strided(mm_dtype dt, void *dst, const int64_t ne[4],
                     i0 = r / ne[2] / ne[1];
             real *dr = d + i0 * nb[0] + i1 * nb[1] + i2 * nb[2];
             const real *sr = s + r * ne[3];
-            for (int64_t i3 = 0; i3 < ne[3]; i3++) dr[i3 * nb[3]] += sr[i3];
+            if (nb[3] == 1) {
+                _Pragma("omp simd")
+                for (int64_t i3 = 0; i3 < ne[3]; i3++) dr[i3] += sr[i3];
+            } else {
+                for (int64_t i3 = 0; i3 < ne[3]; i3++) dr[i3 * nb[3]] += sr[i3];
+            }
         }
     });
 }
@@ -720,7 +728,7 @@ static void add_flat(mm_dtype dt, void *dst, const void *src, int64_t n)
     FOR_REAL(dt, {
         real *d = dst;
         const real *s = src;
-        OMP_FOR
+        OMP_FOR_SIMD
         for (int64_t i = 0; i < n; i++) d[i] += s[i];
     });
 }
@@ -1753,20 +1761,20 @@ static mm_tensor *unary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
         real sc = (real)s, s2r = (real)s2;
         switch (op) {
         case OP_SCALE:
-            OMP_FOR for (int64_t i = 0; i < n; i++) y[i] = sc * x[i];
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++) y[i] = sc * x[i];
             break;
         case OP_ABS:
-            OMP_FOR for (int64_t i = 0; i < n; i++) y[i] = fabs(x[i]);
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++) y[i] = fabs(x[i]);
             break;
         case OP_CLAMP:
-            OMP_FOR for (int64_t i = 0; i < n; i++)
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++)
                 y[i] = x[i] < sc ? sc : x[i] > s2r ? s2r : x[i];
             break;
         case OP_RSQRT:
             OMP_FOR for (int64_t i = 0; i < n; i++) y[i] = 1 / sqrt(x[i]);
             break;
         case OP_SQUARE:
-            OMP_FOR for (int64_t i = 0; i < n; i++) y[i] = x[i] * x[i];
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++) y[i] = x[i] * x[i];
             break;
         case OP_ELU:
             OMP_FOR for (int64_t i = 0; i < n; i++)
@@ -1797,7 +1805,7 @@ static mm_tensor *unary(mm_ctx *ctx, int op, const char *name, mm_tensor *a,
                 y[i] = 1 / (1 + exp(-x[i]));
             break;
         case OP_RELU:
-            OMP_FOR for (int64_t i = 0; i < n; i++)
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++)
                 y[i] = x[i] > 0 ? x[i] : 0;
             break;
         case OP_GELU:
@@ -1908,14 +1916,14 @@ static void backward_unary(mm_tensor *t)
         real sc = (real)t->fp, s2r = (real)t->fq;
         switch (op) {
         case OP_SCALE:
-            OMP_FOR for (int64_t i = 0; i < n; i++) gx[i] += sc * g[i];
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++) gx[i] += sc * g[i];
             break;
         case OP_ABS: /* sign(x), 0 at 0 as torch */
-            OMP_FOR for (int64_t i = 0; i < n; i++)
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++)
                 gx[i] += x[i] > 0 ? g[i] : x[i] < 0 ? -g[i] : 0;
             break;
         case OP_CLAMP: /* passes where lo <= x <= hi, as torch */
-            OMP_FOR for (int64_t i = 0; i < n; i++)
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++)
                 gx[i] += x[i] >= sc && x[i] <= s2r ? g[i] : 0;
             break;
         case OP_RSQRT:
@@ -1923,7 +1931,7 @@ static void backward_unary(mm_tensor *t)
                 gx[i] += (real)-0.5 * g[i] * y[i] * y[i] * y[i];
             break;
         case OP_SQUARE:
-            OMP_FOR for (int64_t i = 0; i < n; i++) gx[i] += 2 * g[i] * x[i];
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++) gx[i] += 2 * g[i] * x[i];
             break;
         case OP_ELU:
             OMP_FOR for (int64_t i = 0; i < n; i++)
@@ -1940,25 +1948,25 @@ static void backward_unary(mm_tensor *t)
                 gx[i] += x[i] > 20 ? g[i] : g[i] / (1 + exp(-x[i]));
             break;
         case OP_EXP:
-            OMP_FOR for (int64_t i = 0; i < n; i++) gx[i] += g[i] * y[i];
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++) gx[i] += g[i] * y[i];
             break;
         case OP_LOG:
-            OMP_FOR for (int64_t i = 0; i < n; i++) gx[i] += g[i] / x[i];
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++) gx[i] += g[i] / x[i];
             break;
         case OP_SQRT:
-            OMP_FOR for (int64_t i = 0; i < n; i++)
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++)
                 gx[i] += g[i] * (real)0.5 / y[i];
             break;
         case OP_TANH:
-            OMP_FOR for (int64_t i = 0; i < n; i++)
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++)
                 gx[i] += g[i] * (1 - y[i] * y[i]);
             break;
         case OP_SIGMOID:
-            OMP_FOR for (int64_t i = 0; i < n; i++)
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++)
                 gx[i] += g[i] * y[i] * (1 - y[i]);
             break;
         case OP_RELU:
-            OMP_FOR for (int64_t i = 0; i < n; i++)
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++)
                 gx[i] += x[i] > 0 ? g[i] : 0;
             break;
         case OP_GELU:
