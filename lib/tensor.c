@@ -1919,12 +1919,16 @@ static void backward_unary(mm_tensor *t)
             OMP_FOR_SIMD for (int64_t i = 0; i < n; i++) gx[i] += sc * g[i];
             break;
         case OP_ABS: /* sign(x), 0 at 0 as torch */
-            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++)
-                gx[i] += x[i] > 0 ? g[i] : x[i] < 0 ? -g[i] : 0;
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++) {
+                real gi = g[i]; /* loaded always: the select vectorises */
+                gx[i] += x[i] > 0 ? gi : x[i] < 0 ? -gi : 0;
+            }
             break;
         case OP_CLAMP: /* passes where lo <= x <= hi, as torch */
-            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++)
-                gx[i] += x[i] >= sc && x[i] <= s2r ? g[i] : 0;
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++) {
+                real gi = g[i];
+                gx[i] += x[i] >= sc && x[i] <= s2r ? gi : 0;
+            }
             break;
         case OP_RSQRT:
             OMP_FOR for (int64_t i = 0; i < n; i++)
@@ -1966,8 +1970,10 @@ static void backward_unary(mm_tensor *t)
                 gx[i] += g[i] * y[i] * (1 - y[i]);
             break;
         case OP_RELU:
-            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++)
-                gx[i] += x[i] > 0 ? g[i] : 0;
+            OMP_FOR_SIMD for (int64_t i = 0; i < n; i++) {
+                real gi = g[i];
+                gx[i] += x[i] > 0 ? gi : 0;
+            }
             break;
         case OP_GELU:
             OMP_FOR for (int64_t i = 0; i < n; i++) {
