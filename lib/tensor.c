@@ -678,10 +678,48 @@ static int norm_axis(int axis, int ndim)
 }
 
 /* DST[k] = SRC at logical index k (SRC strided, DST contiguous). */
+/* The transposed case of copy_to_contig (ADD 0: contiguous D = strided
+ * S) and add_strided (ADD 1: strided D += contiguous S), where the
+ * strided side (strides NB, shape NE) has its last two axes swapped: NB[2]
+ * 1, NB[3] not. Element by element that strides one side by NB[3]; in
+ * tiles of TT x TT both sides stay in L1. Each element is still written
+ * (or added) once. @return 0 when the case does not apply. */
+enum { TT = 32 };
+static int transpose_tiled(mm_dtype dt, void *d, const void *s,
+                           const int64_t ne[4], const int64_t nb[4], int add)
+{
+    if (nb[2] != 1 || nb[3] == 1 || ne[2] < TT || ne[3] < TT) return 0;
+    int64_t t2 = (ne[2] + TT - 1) / TT, tasks = ne[0] * ne[1] * t2;
+    FOR_REAL(dt, {
+        real *dp = d;
+        const real *sp = s;
+        OMP_FOR
+        for (int64_t t = 0; t < tasks; t++) {
+            int64_t i01 = t / t2, a = t % t2 * TT;
+            int64_t i0 = i01 / ne[1], i1 = i01 % ne[1];
+            int64_t e = a + TT < ne[2] ? a + TT : ne[2];
+            int64_t str = i0 * nb[0] + i1 * nb[1];  /* strided side */
+            int64_t con = i01 * ne[2] * ne[3];       /* contiguous side */
+            for (int64_t b = 0; b < ne[3]; b += TT) {
+                int64_t f = b + TT < ne[3] ? b + TT : ne[3];
+                for (int64_t i2 = a; i2 < e; i2++)
+                    for (int64_t i3 = b; i3 < f; i3++) {
+                        int64_t so = str + i2 + i3 * nb[3],
+                                co = con + i2 * ne[3] + i3;
+                        if (add) dp[so] += sp[co];
+                        else dp[co] = sp[so];
+                    }
+            }
+        }
+    });
+    return 1;
+}
+
 static void copy_to_contig(mm_dtype dt, void *dst, const mm_tensor *src)
 {
     int64_t ne[4], nb[4];
     pad4(src, ne, nb);
+    if (transpose_tiled(dt, dst, src->data, ne, nb, 0)) return;
     int64_t rows = ne[0] * ne[1] * ne[2];
     FOR_REAL(dt, {
         real *d = dst;
@@ -703,6 +741,7 @@ static void copy_to_contig(mm_dtype dt, void *dst, const mm_tensor *src)
 static void add_strided(mm_dtype dt, void *dst, const int64_t ne[4],
                         const int64_t nb[4], const void *src)
 {
+    if (transpose_tiled(dt, dst, src, ne, nb, 1)) return;
     int64_t rows = ne[0] * ne[1] * ne[2];
     FOR_REAL(dt, {
         real *d = dst;

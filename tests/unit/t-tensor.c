@@ -1182,6 +1182,45 @@ static void test_views(void)
        "reshape of a transpose copies, in logical order");
     ok(mm_tensor_contiguous(c, a) == a, "contiguous of contiguous is itself");
     ok(mm_tensor_slice(c, a, 2, 3, 2) == NULL, "slice past the end fails");
+    mm_ctx_reset(c); /* clears that error */
+
+    /* big transposes take the tiled copy and gradient add: (2, 45, 70)
+     * transposed to (2, 70, 45), sizes across tile edges, in f32 and f64;
+     * every element checked against its index, and the gradient of
+     * sum(w * contiguous(transpose(x))) is w transposed back */
+    for (int k = 0; k < 2; k++) {
+        mm_dtype dt = k ? MM_F64 : MM_F32;
+        const int64_t B = 2, R = 45, C = 70;
+        mm_tensor *x = mm_tensor_new(c, dt, 3, (int64_t[]){B, R, C});
+        mm_tensor *w = mm_tensor_new(c, dt, 3, (int64_t[]){B, C, R});
+        double xv[2 * 45 * 70], wv[2 * 45 * 70];
+        for (int64_t i = 0; i < B * R * C; i++) {
+            xv[i] = (double)i;
+            wv[i] = (double)(3 * i % 101);
+        }
+        mm_tensor_set_f64(x, xv, B * R * C);
+        mm_tensor_set_f64(w, wv, B * R * C);
+        mm_tensor_set_requires_grad(x, 1);
+        mm_tensor *y = mm_tensor_contiguous(c, mm_tensor_transpose(c, x, 1, 2));
+        int bad = !y;
+        for (int64_t b = 0; !bad && b < B; b++)
+            for (int64_t j = 0; j < C; j++)
+                for (int64_t i = 0; i < R; i++)
+                    if (mm_tensor_get1(y, (b * C + j) * R + i) != (double)((b * R + i) * C + j))
+                        bad++;
+        ok(!bad, "%s tiled transpose copy of (2, 45, 70), every element", k ? "f64" : "f32");
+        mm_tensor *gx = NULL;
+        if (!mm_tensor_backward(c, mm_tensor_sum_all(c, mm_tensor_mul(c, y, w))))
+            gx = mm_tensor_grad(x);
+        bad = !gx;
+        for (int64_t b = 0; !bad && b < B; b++)
+            for (int64_t i = 0; i < R; i++)
+                for (int64_t j = 0; j < C; j++)
+                    if (mm_tensor_get1(gx, (b * R + i) * C + j) !=
+                        (double)(3 * ((b * C + j) * R + i) % 101))
+                        bad++;
+        ok(!bad, "%s tiled transpose gradient add, every element", k ? "f64" : "f32");
+    }
     mm_ctx_free(c);
 }
 
