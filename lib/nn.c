@@ -58,15 +58,15 @@ static void split_heads(mm_ctx *ctx, mm_tensor *x, int64_t w, int h,
                                      1, 2);
 }
 
-/* Y (B, R, H Dh) -> (B H, R, Dh) contiguous, times SCALE. */
-static mm_tensor *to_heads(mm_ctx *ctx, mm_tensor *y, int64_t h, double scale)
+/* Y (B, R, H Dh) as the head view (B, H, R, Dh): a reshape and a
+ * transpose, no copy. */
+static mm_tensor *head_view(mm_ctx *ctx, mm_tensor *y, int64_t h)
 {
     if (!y) return NULL;
     int64_t b = mm_tensor_dim(y, 0), r = mm_tensor_dim(y, 1),
             dh = mm_tensor_dim(y, 2) / h;
     y = mm_tensor_reshape(ctx, y, 4, (int64_t[]){b, r, h, dh});
-    y = mm_tensor_scale(ctx, mm_tensor_transpose(ctx, y, 1, 2), scale);
-    return mm_tensor_reshape(ctx, y, 3, (int64_t[]){b * h, r, dh});
+    return mm_tensor_transpose(ctx, y, 1, 2);
 }
 
 /* (B, H, N, Dh) -> (B, N, H Dh). */
@@ -288,59 +288,45 @@ mm_tensor *mm_nystrom_forward_rows(mm_ctx *ctx, const mm_nystrom *m,
     /* the rows wanted, in the padded sequence */
     int64_t s = (m->pad_bug ? 0 : pad) + r0;
     mm_tensor *xp = pad ? mm_tensor_pad(ctx, x, 1, pad, 0) : x;
-    const int64_t grp[4] = {b * h, lm, l, dh}, flat[3] = {b * h, np, dh};
     int all = nr == n; /* all rows: the whole padded sequence, sliced */
     double sc = 1 / sqrt((double)dh);
-    mm_tensor *k, *v, *ql, *kl, *qr;
-    if (all) {
-        mm_tensor *qkv = mm_tensor_linear(ctx, xp, m->qkv_w, NULL);
-        mm_tensor *hd[3];
-        split_heads(ctx, qkv, inner, (int)h, hd); /* (B, H, N', Dh) views */
-        /* k and v: one contiguous copy each for their two uses
-         * (landmarks and k3; v3 and the residual conv) */
-        k = mm_tensor_contiguous(ctx, hd[1]);
-        v = mm_tensor_contiguous(ctx, hd[2]);
-        mm_tensor *q = mm_tensor_scale(ctx, hd[0], sc);
-        ql = mm_tensor_mean(ctx, mm_tensor_reshape(ctx, q, 4, grp), 2, 0);
-        qr = mm_tensor_reshape(ctx, q, 3, flat);
-    } else {
-        /* q is needed on the rows wanted and as landmarks only, and the
-         * landmarks of q are to_q of the landmarks of x (a mean of rows
-         * commutes with a linear map): q of every row is never made */
-        mm_tensor *wq = mm_tensor_slice(ctx, m->qkv_w, 0, 0, inner);
-        mm_tensor *wkv = mm_tensor_slice(ctx, m->qkv_w, 0, inner, 2 * inner);
-        mm_tensor *kv = mm_tensor_reshape(ctx, mm_tensor_linear(ctx, xp, wkv, NULL),
-                                          4, (int64_t[]){b, np, 2 * h, dh});
-        k = mm_tensor_contiguous(ctx, mm_tensor_transpose(
-                                          ctx, mm_tensor_slice(ctx, kv, 2, 0, h), 1, 2));
-        v = mm_tensor_contiguous(ctx, mm_tensor_transpose(
-                                          ctx, mm_tensor_slice(ctx, kv, 2, h, h), 1, 2));
-        int64_t dim = mm_tensor_dim(x, 2);
-        mm_tensor *xl = mm_tensor_mean(
-            ctx, mm_tensor_reshape(ctx, xp, 4, (int64_t[]){b, lm, l, dim}), 2, 0);
-        ql = to_heads(ctx, mm_tensor_linear(ctx, xl, wq, NULL), h, sc);
-        qr = to_heads(ctx, mm_tensor_linear(ctx, mm_tensor_slice(ctx, xp, 1, s, nr),
-                                            wq, NULL), h, sc);
-    }
-    /* landmarks: means of l consecutive rows, in (B H, M, Dh) */
-    kl = mm_tensor_mean(ctx, mm_tensor_reshape(ctx, k, 4, grp), 2, 0);
-    mm_tensor *k3 = mm_tensor_reshape(ctx, k, 3, flat);
-    mm_tensor *v3 = mm_tensor_reshape(ctx, v, 3, flat);
+    /* to_q, to_k, to_v as three row blocks of to_qkv: each product is
+     * contiguous, so its head view is one transpose and the attentions
+     * read it in place (no split copies; their gradients come back
+     * through one strided add each) */
+    mm_tensor *wq = mm_tensor_slice(ctx, m->qkv_w, 0, 0, inner);
+    mm_tensor *wk = mm_tensor_slice(ctx, m->qkv_w, 0, inner, inner);
+    mm_tensor *wv = mm_tensor_slice(ctx, m->qkv_w, 0, 2 * inner, inner);
+    mm_tensor *k = head_view(ctx, mm_tensor_linear(ctx, xp, wk, NULL), h);
+    mm_tensor *v = head_view(ctx, mm_tensor_linear(ctx, xp, wv, NULL), h);
+    /* landmarks, (B, H, M, Dh): the means of l consecutive rows of q and
+     * k are to_q and to_k of the means of x (a mean of rows commutes with
+     * a linear map), so they cost M rows, not N' */
+    int64_t dim = mm_tensor_dim(x, 2);
+    mm_tensor *xl = mm_tensor_mean(
+        ctx, mm_tensor_reshape(ctx, xp, 4, (int64_t[]){b, lm, l, dim}), 2, 0);
+    mm_tensor *ql = mm_tensor_contiguous(
+        ctx, head_view(ctx, mm_tensor_linear(ctx, xl, wq, NULL), h));
+    mm_tensor *kl = mm_tensor_contiguous(
+        ctx, head_view(ctx, mm_tensor_linear(ctx, xl, wk, NULL), h));
+    /* q: every row for all of them, else the rows wanted alone (only
+     * A1 reads q row by row) */
+    mm_tensor *qr = head_view(
+        ctx, mm_tensor_linear(ctx, all ? xp : mm_tensor_slice(ctx, xp, 1, s, nr), wq, NULL), h);
     /* attn1 = softmax(q k_l^T) (N' x M), attn2 = softmax(q_l k_l^T),
-     * attn3 = softmax(q_l k^T) (M x N'); out = (attn1 pinv(attn2))
-     * (attn3 v), which lucidrains' code evaluates in that order. We
-     * associate it as attn1 (pinv(attn2) (attn3 v)): the same product
-     * without the N' x M by M x M one (2 N' M^2 flops a head, 3x the rest
-     * of this line at M 256, Dh 64); only the rounding differs (t-nn and
-     * t-mil hold torch's fixtures). Both attn products are fused
-     * attentions (q is scaled already: scale 1), so no N' x M matrix is
-     * kept. Every row of out reads all of k and v, but only its own row
-     * of q: attn1 runs on the rows wanted alone. */
-    mm_tensor *a2 = mm_tensor_softmax(ctx, mm_tensor_matmul(ctx, ql, kl, 0, 1));
+     * attn3 = softmax(q_l k^T) (M x N'), all with q scaled by Dh^-1/2;
+     * out = (attn1 pinv(attn2)) (attn3 v), which lucidrains' code
+     * evaluates in that order. We associate it as attn1 (pinv(attn2)
+     * (attn3 v)): the same product without the N' x M by M x M one
+     * (2 N' M^2 flops a head, 3x the rest of this line at M 256, Dh 64);
+     * only the rounding differs (t-nn and t-mil hold torch's fixtures).
+     * Both attn products are fused attentions, so no N' x M matrix is
+     * kept. */
+    mm_tensor *a2 = mm_tensor_softmax(
+        ctx, mm_tensor_scale(ctx, mm_tensor_matmul(ctx, ql, kl, 0, 1), sc));
     mm_tensor *a2i = mm_nn_pinv(ctx, a2, m->pinv_iters);
-    mm_tensor *zv = mm_tensor_matmul(ctx, a2i, mm_tensor_attention(ctx, ql, k3, v3, 1), 0, 0);
-    mm_tensor *out = mm_tensor_attention(ctx, qr, kl, zv, 1);
-    out = mm_tensor_reshape(ctx, out, 4, (int64_t[]){b, h, all ? np : nr, dh});
+    mm_tensor *zv = mm_tensor_matmul(ctx, a2i, mm_tensor_attention(ctx, ql, k, v, sc), 0, 0);
+    mm_tensor *out = mm_tensor_attention(ctx, qr, kl, zv, sc);
     if (m->res_w) {
         mm_tensor *w = mm_tensor_reshape(ctx, m->res_w, 2,
                                          (int64_t[]){h, m->res_kernel});
