@@ -214,12 +214,15 @@ mm_tensor *mm_nn_pinv(mm_ctx *ctx, mm_tensor *a, int iters)
     mm_tensor *row = max_all(ctx, mm_tensor_sum(ctx, abs_a, -2, 0));
     mm_tensor *z = mm_tensor_div(ctx, mm_tensor_transpose(ctx, a, -1, -2),
                                  mm_tensor_mul(ctx, col, row));
+    /* each step z = 0.25 z (13I - xz (15I - xz (7I - xz))): the
+     * subtractions from cI and the 0.25 ride in the GEMMs (addmm's beta
+     * and alpha; the same values, as -1 and 0.25 scale exactly) */
     for (int it = 0; it < iters; it++) {
         mm_tensor *xz = mm_tensor_matmul(ctx, a, z, 0, 0);
         mm_tensor *t = mm_tensor_sub(ctx, eye[0], xz);           /* 7I - xz */
-        t = mm_tensor_sub(ctx, eye[1], mm_tensor_matmul(ctx, xz, t, 0, 0));
-        t = mm_tensor_sub(ctx, eye[2], mm_tensor_matmul(ctx, xz, t, 0, 0));
-        z = mm_tensor_matmul(ctx, mm_tensor_scale(ctx, z, 0.25), t, 0, 0);
+        t = mm_tensor_addmm(ctx, eye[1], xz, t, 0, 0, -1, 1);
+        t = mm_tensor_addmm(ctx, eye[2], xz, t, 0, 0, -1, 1);
+        z = mm_tensor_addmm(ctx, NULL, z, t, 0, 0, 0.25, 0);
     }
     return z;
 }

@@ -53,7 +53,7 @@ enum {
     OP_ABS, OP_CLAMP, OP_RSQRT, OP_SQUARE, OP_ELU, OP_SILU, OP_SOFTPLUS,
     OP_MAX, OP_CUMSUM, OP_CUMPROD, OP_CONCAT, OP_INDEX_SELECT, OP_GATHER,
     OP_REPEAT, OP_PAD, OP_DROPOUT, OP_CONV1D_DW, OP_CONV2D_DW, OP_COX,
-    OP_TO_DEVICE, OP_ATTENTION
+    OP_TO_DEVICE, OP_ATTENTION, OP_ADDMM
 };
 
 struct mm_tensor {
@@ -1096,7 +1096,7 @@ static int n_threads(void)
  * count. A shared output (SC 0, a gradient summed over the batch) is
  * accumulated batch by batch, in order. */
 static void gemm_batch(mm_dtype dt, int ta, int tb, int64_t batch, int m,
-                       int n, int k, const void *a, int64_t sa, int lda,
+                       int n, int k, double alpha, const void *a, int64_t sa, int lda,
                        const void *b, int64_t sb, int ldb, double beta,
                        void *c, int64_t sc, int ldc)
 {
@@ -1105,14 +1105,14 @@ static void gemm_batch(mm_dtype dt, int ta, int tb, int64_t batch, int m,
     double flops = 2.0 * (double)batch * m * n * k;
     if (nt == 1 || flops < 4e6) {
         for (int64_t i = 0; i < batch; i++)
-            gemm(dt, ta, tb, m, n, k, (const char *)a + i * sa * es, lda,
+            gemm_ab(dt, ta, tb, m, n, k, alpha, (const char *)a + i * sa * es, lda,
                  (const char *)b + i * sb * es, ldb, beta,
                  (char *)c + i * sc * es, ldc);
         return;
     }
     if (sc == 0 && batch > 1) {
         for (int64_t i = 0; i < batch; i++)
-            gemm_batch(dt, ta, tb, 1, m, n, k, (const char *)a + i * sa * es,
+            gemm_batch(dt, ta, tb, 1, m, n, k, alpha, (const char *)a + i * sa * es,
                        0, lda, (const char *)b + i * sb * es, 0, ldb, beta,
                        c, 0, ldc);
         return;
@@ -1135,10 +1135,10 @@ static void gemm_batch(mm_dtype dt, int ta, int tb, int64_t batch, int m,
         const char *bi = (const char *)b + i * sb * es;
         char *ci = (char *)c + i * sc * es;
         if (rows) /* rows p0.. of op(A) and of C */
-            gemm(dt, ta, tb, len, n, k, ai + p0 * (ta ? 1 : lda) * es, lda,
+            gemm_ab(dt, ta, tb, len, n, k, alpha, ai + p0 * (ta ? 1 : lda) * es, lda,
                  bi, ldb, beta, ci + p0 * ldc * es, ldc);
         else      /* columns p0.. of op(B) and of C */
-            gemm(dt, ta, tb, m, len, k, ai, lda,
+            gemm_ab(dt, ta, tb, m, len, k, alpha, ai, lda,
                  bi + p0 * (tb ? ldb : 1) * es, ldb, beta, ci + p0 * es, ldc);
     }
     blas_restore(old);
@@ -1192,8 +1192,10 @@ static int cu_gemm(mm_ctx *ctx, const char *op, int ta, int tb, int m, int n,
 }
 #endif
 
-mm_tensor *mm_tensor_matmul(mm_ctx *ctx, mm_tensor *a, mm_tensor *b, int ta,
-                            int tb)
+/* BETA C + ALPHA op(A) op(B); C NULL for a plain matmul (ALPHA 1). */
+static mm_tensor *matmul_op(mm_ctx *ctx, mm_tensor *c, mm_tensor *a,
+                            mm_tensor *b, int ta, int tb, double alpha,
+                            double beta)
 {
     if (!a || !b) return NULL;
     if (check_inputs(ctx, "matmul", a, b)) return NULL;
@@ -1219,6 +1221,19 @@ mm_tensor *mm_tensor_matmul(mm_ctx *ctx, mm_tensor *a, mm_tensor *b, int ta,
     memcpy(ne, lead->ne, sizeof ne);
     ne[nd - 2] = ta ? a->ne[a->ndim - 1] : a->ne[a->ndim - 2];
     ne[nd - 1] = g.n;
+    if (c) {
+        if (check_inputs(ctx, "addmm", a, c)) return NULL;
+        if (!(c->ndim == 2 && c->ne[0] == ne[nd - 2] && c->ne[1] == ne[nd - 1]) &&
+            !(c->ndim == nd && !memcmp(c->ne, ne, (size_t)nd * sizeof ne[0])))
+            return fail(ctx, "addmm: C must be (M, N) or the product's shape");
+        if (a->device == MM_CUDA) /* the composition, on the device */
+            return mm_tensor_add(ctx, matmul_op(ctx, NULL, a, b, ta, tb, alpha, 0),
+                                 mm_tensor_scale(ctx, c, beta));
+        c = mm_tensor_contiguous(ctx, c);
+        if (!c) return NULL;
+    }
+    if (a->device == MM_CUDA && alpha != 1)
+        return mm_tensor_scale(ctx, matmul_op(ctx, NULL, a, b, ta, tb, 1, 0), alpha);
     mm_tensor *out = tnew_like_raw(ctx, a, nd, ne);
     int lda = (int)(ta ? g.m : g.k), ldb = (int)(tb ? g.k : g.n);
 #ifdef MM_HAVE_CUDA
@@ -1232,12 +1247,36 @@ mm_tensor *mm_tensor_matmul(mm_ctx *ctx, mm_tensor *a, mm_tensor *b, int ta,
         return record(ctx, out, OP_MATMUL, a, b, NULL);
     }
 #endif
-    gemm_batch(a->dtype, ta, tb, g.batch, (int)g.m, (int)g.n, (int)g.k,
-               a->data, g.sa, lda, b->data, g.sb, ldb, 0.0, out->data,
-               g.m * g.n, (int)g.n);
+    int64_t mn = g.m * g.n, cb = c && c->ndim == nd ? mn : 0;
+    if (c) { /* out = beta C, each matrix, then beta 1 in the GEMMs */
+        FOR_REAL(a->dtype, {
+            const real *cs = c->data;
+            real *o = out->data, bt = (real)beta;
+            for (int64_t i = 0; i < g.batch; i++)
+                for (int64_t j = 0; j < mn; j++) o[i * mn + j] = bt * cs[i * cb + j];
+        });
+    }
+    gemm_batch(a->dtype, ta, tb, g.batch, (int)g.m, (int)g.n, (int)g.k, alpha,
+               a->data, g.sa, lda, b->data, g.sb, ldb, c ? 1.0 : 0.0, out->data,
+               mn, (int)g.n);
     out->ip[0] = ta;
     out->ip[1] = tb;
-    return record(ctx, out, OP_MATMUL, a, b, NULL);
+    out->fp = alpha;
+    out->fq = beta;
+    return record(ctx, out, c || alpha != 1 ? OP_ADDMM : OP_MATMUL, a, b, c);
+}
+
+mm_tensor *mm_tensor_matmul(mm_ctx *ctx, mm_tensor *a, mm_tensor *b, int ta,
+                            int tb)
+{
+    return matmul_op(ctx, NULL, a, b, ta, tb, 1.0, 0.0);
+}
+
+mm_tensor *mm_tensor_addmm(mm_ctx *ctx, mm_tensor *c, mm_tensor *a,
+                           mm_tensor *b, int ta, int tb, double alpha,
+                           double beta)
+{
+    return matmul_op(ctx, c, a, b, ta, tb, alpha, c ? beta : 0.0);
 }
 
 static void backward_matmul(mm_tensor *t)
@@ -1247,6 +1286,17 @@ static void backward_matmul(mm_tensor *t)
     mmgeo g = geometry(a, b, ta, tb);
     int M = (int)g.m, N = (int)g.n, K = (int)g.k;
     int lda = ta ? M : K, ldb = tb ? K : N;
+    double al = t->op == OP_ADDMM ? t->fp : 1.0;
+    mm_tensor *c = t->op == OP_ADDMM ? t->src[2] : NULL;
+    if (c && c->requires_grad) { /* dC = beta dOut, summed where shared */
+        int64_t mn = g.m * g.n, cb = c->ndim == t->ndim ? mn : 0;
+        FOR_REAL(t->dtype, {
+            const real *go = t->grad->data;
+            real *gc = grad_of(t->ctx, c)->data, bt = (real)t->fq;
+            for (int64_t i = 0; i < g.batch; i++)
+                for (int64_t j = 0; j < mn; j++) gc[i * cb + j] += bt * go[i * mn + j];
+        });
+    }
 #ifdef MM_HAVE_CUDA
     if (t->device == MM_CUDA) {
         const float *C = t->grad->data, *A = a->data, *B = b->data;
@@ -1286,10 +1336,10 @@ static void backward_matmul(mm_tensor *t)
             beta = 1.0;
         }
         if (!ta) /* dA = dC op(B)^T */
-            gemm_batch(a->dtype, 0, !tb, g.batch, M, K, N, gc, g.m * g.n, N,
+            gemm_batch(a->dtype, 0, !tb, g.batch, M, K, N, al, gc, g.m * g.n, N,
                        b->data, g.sb, ldb, beta, ga, g.sa, K);
         else     /* dA = op(B) dC^T */
-            gemm_batch(a->dtype, tb, 1, g.batch, K, M, N, b->data, g.sb, ldb,
+            gemm_batch(a->dtype, tb, 1, g.batch, K, M, N, al, b->data, g.sb, ldb,
                        gc, g.m * g.n, N, beta, ga, g.sa, M);
     }
     if (b->requires_grad) {
@@ -1301,10 +1351,10 @@ static void backward_matmul(mm_tensor *t)
             beta = 1.0;
         }
         if (!tb) /* dB = op(A)^T dC */
-            gemm_batch(a->dtype, !ta, 0, g.batch, K, N, M, a->data, g.sa, lda,
+            gemm_batch(a->dtype, !ta, 0, g.batch, K, N, M, al, a->data, g.sa, lda,
                        gc, g.m * g.n, N, beta, gb, g.sb, N);
         else     /* dB = dC^T op(A) */
-            gemm_batch(a->dtype, 1, ta, g.batch, N, K, M, gc, g.m * g.n, N,
+            gemm_batch(a->dtype, 1, ta, g.batch, N, K, M, al, gc, g.m * g.n, N,
                        a->data, g.sa, lda, beta, gb, g.sb, K);
     }
 }
@@ -4413,7 +4463,7 @@ int mm_tensor_backward(mm_ctx *ctx, mm_tensor *loss)
         case OP_CONT:
             if (t->src[0]->requires_grad) backward_view(t);
             break;
-        case OP_MATMUL: backward_matmul(t); break;
+        case OP_MATMUL: case OP_ADDMM: backward_matmul(t); break;
         case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
             backward_binary(t);
             break;

@@ -219,6 +219,14 @@ mm_tensor *mm_tensor_cast(mm_ctx *ctx, mm_tensor *a, mm_dtype dt);
  * dims of A and B are equal, or one of them is 2-D and is shared. */
 mm_tensor *mm_tensor_matmul(mm_ctx *ctx, mm_tensor *a, mm_tensor *b, int ta,
                             int tb);
+/* BETA C + ALPHA op(A) op(B) in one GEMM pass (BLAS's own alpha and
+ * beta): C is (M, N), shared by every matrix of a batch, or the product's
+ * shape; C NULL: ALPHA op(A) op(B). The Moore-Penrose steps of Nystrom
+ * attention (15I - xz t, ...) use it. On CUDA it is the composition of
+ * matmul, scale and add. */
+mm_tensor *mm_tensor_addmm(mm_ctx *ctx, mm_tensor *c, mm_tensor *a,
+                           mm_tensor *b, int ta, int tb, double alpha,
+                           double beta);
 /* Elementwise with numpy broadcasting (shapes aligned at the last dim). */
 mm_tensor *mm_tensor_add(mm_ctx *ctx, mm_tensor *a, mm_tensor *b);
 mm_tensor *mm_tensor_sub(mm_ctx *ctx, mm_tensor *a, mm_tensor *b);

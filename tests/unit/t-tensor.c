@@ -181,6 +181,14 @@ static mm_tensor *b_matmul(mm_ctx *c, mm_tensor **in, const void *ud)
     const int *a = ud;
     return mm_tensor_matmul(c, in[0], in[1], a[0], a[1]);
 }
+/* UD: int[3] {ta, tb, c}: c 0 no C (alpha 0.25), 1 C (M, N) shared, 2 C
+ * the product's shape; in[2] is C */
+static mm_tensor *b_addmm(mm_ctx *c, mm_tensor **in, const void *ud)
+{
+    const int *a = ud;
+    return mm_tensor_addmm(c, a[2] ? in[2] : NULL, in[0], in[1], a[0], a[1],
+                           a[2] ? -1.5 : 0.25, 0.75);
+}
 static mm_tensor *b_add(mm_ctx *c, mm_tensor **in, const void *ud)
 {
     (void)ud;
@@ -467,6 +475,29 @@ static void test_gradients(void)
         snprintf(nm, sizeof nm, "batched matmul, shared A, ta=%d tb=%d", ta,
                  tb);
         gradcheck(nm, 2, sa, 0, b_matmul, tr[i]);
+        { /* addmm's values: beta C + alpha A B against the composition */
+            mm_ctx *c = mm_ctx_new();
+            double v[2 * 5 * 4];
+            for (int j = 0; j < 40; j++) v[j] = (j * 37 % 23) / 7.0 - 1.5;
+            mm_tensor *A = from(c, MM_F64, 3, (int64_t[]){2, ta ? 4 : 3, ta ? 3 : 4}, v);
+            mm_tensor *B = from(c, MM_F64, 3, (int64_t[]){2, tb ? 5 : 4, tb ? 4 : 5}, v + 1);
+            mm_tensor *C = from(c, MM_F64, 2, (int64_t[]){3, 5}, v + 7);
+            mm_tensor *y = mm_tensor_addmm(c, C, A, B, ta, tb, -1.5, 0.75);
+            mm_tensor *r = mm_tensor_add(c, mm_tensor_scale(c, mm_tensor_matmul(c, A, B, ta, tb), -1.5),
+                                         mm_tensor_scale(c, C, 0.75));
+            double d = y && r && mm_tensor_numel(y) == 30 ? 0 : INFINITY;
+            for (int j = 0; d < INFINITY && j < 30; j++)
+                d = fmax(d, fabs(mm_tensor_get1(y, j) - mm_tensor_get1(r, j)));
+            ok(d < 1e-12, "addmm ta=%d tb=%d: beta C + alpha A B (diff %.1e)", ta, tb, d);
+            mm_ctx_free(c);
+        }
+        for (int cm = 0; cm < 3; cm++) { /* addmm: batched, C none/shared/full */
+            int ud[3] = {ta, tb, cm};
+            shape sc[3] = {sb[0], sb[1], cm == 1 ? (shape)S2(3, 5) : (shape)S3(2, 3, 5)};
+            snprintf(nm, sizeof nm, "addmm ta=%d tb=%d C %s", ta, tb,
+                     cm == 0 ? "none" : cm == 1 ? "shared" : "full");
+            gradcheck(nm, cm ? 3 : 2, sc, 0, b_addmm, ud);
+        }
     }
     gradcheck("matmul 4-D", 2, (shape[]){S4(2, 2, 3, 4), S4(2, 2, 4, 2)}, 0,
               b_matmul, tr[0]);
