@@ -6,7 +6,12 @@
 # bench/transmil-bench.c) against the same model in PyTorch
 # (bench/transmil_anchor.py: tests/gen/mil_refs.py's TransMIL in f32) on the
 # same THREADS CPU threads (default 2), printed as a ratio torch/ours
-# (target >= 1.5). An epoch is estimated as BAGS x the mean step of TIMED
+# (target >= 1.5). For information it also times torch running the same
+# model with lib/nn.c's algebra (transmil_anchor.py --same-algebra: the
+# reassociated Nystrom product, the landmarks from the means of x, the last
+# layer on the cls row alone) and prints that ratio too: the part of the
+# speed that is kernels rather than algebra.
+# An epoch is estimated as BAGS x the mean step of TIMED
 # bags (default 3) after two warm-up bags, in each process; runs interleave
 # ours and torch REPS times (default 2) and each side keeps its best.
 # Before that, a forward check: `transmil-bench check` writes our weights,
@@ -123,11 +128,14 @@ while [ "$i" -lt "$reps" ]; do
     run ours "$bin" train $args
     # shellcheck disable=SC2086
     run torch "$py" "$here/transmil_anchor.py" train $args --threads "$threads"
-    echo "run $i: ours $(tail -n 1 "$tmp/ours.mean") s/step, torch $(tail -n 1 "$tmp/torch.mean") s/step"
+    # shellcheck disable=SC2086
+    run same "$py" "$here/transmil_anchor.py" train $args --threads "$threads" --same-algebra
+    echo "run $i: ours $(tail -n 1 "$tmp/ours.mean") s/step, torch $(tail -n 1 "$tmp/torch.mean") s/step," \
+        "torch with our algebra $(tail -n 1 "$tmp/same.mean") s/step"
 done
 
 pick() { b=$(sort -g "$tmp/$1.mean" | head -n 1); n=1; while [ "$(sed -n "${n}p" "$tmp/$1.mean")" != "$b" ]; do n=$((n + 1)); done; echo "$tmp/$1.$n"; }
-ob=$(pick ours) tb=$(pick torch)
+ob=$(pick ours) tb=$(pick torch) sb=$(pick same)
 row() {
     printf '%-34s %9.1f %8.3f %7.3f %7.3f %7.3f\n' "$1" "$(awk -v s="$(key "$2" step_mean)" -v b="$bags" 'BEGIN { print s * b }')" \
         "$(key "$2" step_mean)" "$(key "$2" fwd)" "$(key "$2" bwd)" "$(key "$2" adam)"
@@ -135,9 +143,13 @@ row() {
 echo
 printf '%-34s %9s %8s %7s %7s %7s\n' "" "s/epoch" "s/step" "fwd" "bwd" "adam"
 row "ours (OpenBLAS ${OPENBLAS_CORETYPE:-$core})" "$ob"
-row "torch $("$py" -c 'import torch; print(torch.__version__)')" "$tb"
+tv=$("$py" -c 'import torch; print(torch.__version__)')
+row "torch $tv" "$tb"
+row "torch $tv, our algebra" "$sb"
 r=$(awk -v t="$(key "$tb" step_mean)" -v o="$(key "$ob" step_mean)" 'BEGIN { printf "%.2f", t / o }')
+rs=$(awk -v t="$(key "$sb" step_mean)" -v o="$(key "$ob" step_mean)" 'BEGIN { printf "%.2f", t / o }')
 echo "ratio torch/ours (>= 1: ours at least as fast): $r"
+echo "ratio torch with our algebra/ours (the kernels alone, for information): $rs"
 echo "(ours: arena high-water $(key "$ob" arena_mb) MB per step; $(key "$ob" params) parameters)"
 awk -v r="$r" -v c="$checkok" 'BEGIN {
     printf "target ratio >= 1.5: %s; forward %s 1e-4 of torch\n", (r + 0 >= 1.5) ? "met" : "NOT met", c }'

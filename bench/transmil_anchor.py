@@ -1,7 +1,7 @@
 """transmil_anchor.py: the PyTorch side of bench/transmil.sh.
 
     python transmil_anchor.py versions
-    python transmil_anchor.py train [--tokens N] [--bags B] [--warmup W] [--threads T]
+    python transmil_anchor.py train [--tokens N] [--bags B] [--warmup W] [--threads T] [--same-algebra]
     python transmil_anchor.py check FILE [--threads T]
 
 The model is tests/gen/mil_refs.py's TransMIL (our re-implementation of
@@ -22,6 +22,15 @@ state_dict names, load_state_dict(strict=True), "x", our "out" and
 "embed"), runs the eval-mode forward in float32 and in float64 and prints
 for each output the max |ours - torch| / max |torch| (relative to the
 tensor's scale: elementwise ratios blow up at values near 0).
+
+--same-algebra: the same model evaluated with lib/nn.c's algebra, for
+comparison only (bench/transmil.sh reports it beside the reference):
+attn1 (pinv(attn2) (attn3 v)) instead of (attn1 pinv(attn2)) (attn3 v);
+the q and k landmarks as to_q / to_k of the means of x; to_q, to_k, to_v as
+three products; the last TransLayer and the final LayerNorm on the cls row
+alone (A1, the residual conv and to_out on that row; k, v, the landmarks
+and the pseudo-inverse still over the whole sequence). Same outputs up to
+rounding.
 
 torch.set_num_threads(T) (default 2) is called explicitly.
 SPDX-License-Identifier: MIT
@@ -66,10 +75,49 @@ def read_safetensors(path):
     return out
 
 
-def model(torch, F):
-    """mil_refs.TransMIL with torch's own dropout in training mode."""
+def nystrom_rows(torch, F, mp_pinv, att, x, row=None):
+    """att's forward (torch_parity.NystromAttention) with lib/nn.c's
+    algebra: all rows, or only the padded sequence's row for input row ROW."""
+    b, n, _ = x.shape
+    h, m = att.heads, att.m
+    pad = (m - n % m) % m
+    if pad:
+        x = F.pad(x, (0, 0, pad, 0), value=0)
+    npad = x.shape[1]
+    l = npad // m
+    wq, wk, wv = att.to_qkv.weight.chunk(3, dim=0)
+
+    def heads(t):
+        return t.reshape(b, t.shape[1], h, -1).transpose(1, 2)
+
+    k, v = heads(x @ wk.t()), heads(x @ wv.t())
+    xl = x.reshape(b, m, l, -1).mean(dim=2)
+    ql, kl = heads(xl @ wq.t()) * att.scale, heads(xl @ wk.t())
+    xr = x if row is None else x[:, pad + row:pad + row + 1]
+    q = heads(xr @ wq.t()) * att.scale
+    a1 = (q @ kl.transpose(-1, -2)).softmax(dim=-1)
+    a2 = (ql @ kl.transpose(-1, -2)).softmax(dim=-1)
+    a3 = (ql @ k.transpose(-1, -2)).softmax(dim=-1)
+    out = a1 @ (mp_pinv(a2, att.iters) @ (a3 @ v))
+    if row is None:
+        out = out + att.res_conv(v)
+    else:  # the conv's row from its window of v, zero past the ends
+        p = att.res_conv.kernel_size[0] // 2
+        s = pad + row
+        lo, hi = max(s - p, 0), min(s + p + 1, npad)
+        win = F.pad(v[:, :, lo:hi], (0, 0, lo - (s - p), (s + p + 1) - hi))
+        out = out + F.conv2d(win, att.res_conv.weight, groups=h)
+    out = out.transpose(1, 2).reshape(b, -1, out.shape[1] * out.shape[-1])
+    out = att.to_out(out)
+    return out[:, -n:] if row is None else out
+
+
+def model(torch, F, same=False):
+    """mil_refs.TransMIL with torch's own dropout in training mode; SAME:
+    with lib/nn.c's algebra (nystrom_rows)."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "gen"))
     import mil_refs  # sets float64 as the default dtype: undone below
+    import torch_parity
 
     torch.set_default_dtype(torch.float32)
 
@@ -77,7 +125,13 @@ def model(torch, F):
         def layer(self, i, t, h, train, seed):
             return h + F.dropout(t.attn(t.norm(h)), self.attn_p, bool(train))
 
-    return TransMIL(1024, 512, 2, 0.1)
+    class TransMILSame(mil_refs.TransMIL):
+        def layer(self, i, t, h, train, seed):
+            row = 0 if i == 1 else None  # the last layer: the cls row only
+            a = nystrom_rows(torch, F, torch_parity.moore_penrose_iter_pinv, t.attn, t.norm(h), row)
+            return (h if row is None else h[:, :1]) + F.dropout(a, self.attn_p, bool(train))
+
+    return (TransMILSame if same else TransMIL)(1024, 512, 2, 0.1)
 
 
 def main():
@@ -88,6 +142,7 @@ def main():
     ap.add_argument("--bags", type=int, default=4)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--same-algebra", action="store_true")
     a = ap.parse_args()
     if a.cmd == "versions":
         versions()
@@ -96,7 +151,7 @@ def main():
     import torch.nn.functional as F
 
     torch.set_num_threads(a.threads)
-    net = model(torch, F)
+    net = model(torch, F, a.same_algebra)
     if a.cmd == "check":
         t = read_safetensors(a.file)
         net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in t.items()
