@@ -3463,11 +3463,19 @@ mm_tensor *mm_tensor_pad(mm_ctx *ctx, mm_tensor *a, int dim, int64_t front,
 
 // ---- dropout ----------------------------------------------------------------
 
+/* The top 53 bits of output I (from 0) of splitmix64 started at SEED
+ * (rng.c's mm_splitmix64, inline here for the dropout loops). */
+static inline uint64_t rand_bits53(uint64_t seed, uint64_t i)
+{
+    uint64_t z = seed + (i + 1) * UINT64_C(0x9E3779B97F4A7C15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return (z ^ (z >> 31)) >> 11;
+}
+
 double mm_rand_u01(uint64_t seed, uint64_t i)
 {
-    /* output i (from 0) of splitmix64 started at SEED */
-    uint64_t x = seed + i * UINT64_C(0x9E3779B97F4A7C15);
-    return (double)(mm_splitmix64(&x) >> 11) * 0x1p-53;
+    return (double)rand_bits53(seed, i) * 0x1p-53;
 }
 
 #ifdef MM_HAVE_CUDA
@@ -3523,9 +3531,11 @@ static mm_tensor *dropout(mm_ctx *ctx, const char *name, mm_tensor *x,
     FOR_REAL(x->dtype, {
         const real *xi = x->data;
         real *y = out->data, *m = out->aux;
+        /* u * 2^-53 >= p (both exact) is u >= ceil(p 2^53) */
+        uint64_t thr = (uint64_t)ceil(p * 0x1p53);
         OMP_FOR
         for (int64_t i = 0; i < n; i++) {
-            int keep = p < 1 && mm_rand_u01(seed, (uint64_t)i) >= p;
+            int keep = p < 1 && rand_bits53(seed, (uint64_t)i) >= thr;
             double mi = p < 1 && keep ? a : 0, bi = 0;
             if (alpha && p < 1) bi = (keep - 1) * A * a + A * a * p;
             m[i] = (real)mi;
