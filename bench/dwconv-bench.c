@@ -2,13 +2,17 @@
  * at TransMIL's shapes (6,000 tokens), generic loops against the AVX-512
  * kernels in the same run, interleaved rep by rep; each side keeps its
  * best rep. Forward alone, and backward (input, weight and bias gradients)
- * as the time of forward + backward of loss = sum(conv(x) * G) less the
- * forward and less the same loss's cost without the conv.
+ * as the time of forward + backward of loss = sum(conv(x)) less the
+ * forward and less the same loss's cost without the conv (the sum's
+ * gradient, all ones, is as good as any for timing).
  * Not built by make: from a built tree,
  *   cc -std=c11 -O2 -fopenmp -I. -Ilib bench/dwconv-bench.c lib/libmmpath.a \
  *      $(sed -n 's/^BLAS_LIBS = //p' Makefile) -lzstd -lmsgpack-c -lxxhash \
  *      -lz -lm -o dwconv-bench    # (the library's link line, as transmil.sh)
- *   OMP_NUM_THREADS=2 ./dwconv-bench [REPS] [ITERS]
+ *   OMP_NUM_THREADS=2 ./dwconv-bench [REPS] [ITERS] [cpu]
+ * With "cpu" the times are the process's CPU time, not wall time: steadier
+ * on a shared machine with OMP_NUM_THREADS=1 (with more threads it counts
+ * their waits too).
  * SPDX-License-Identifier: MIT */
 #include "config.h"
 
@@ -21,10 +25,12 @@
 #include "mm/tensor.h"
 #include "tensor_internal.h"
 
+static clockid_t clk = CLOCK_MONOTONIC;
+
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clk, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -51,9 +57,9 @@ static void fill(mm_tensor *t, uint64_t *s)
 }
 
 /* seconds of one MODE call: 0 forward, 1 forward + backward, 2 the loss
- * alone (x * G summed, backward) */
+ * alone (x summed, backward) */
 static double one(mm_ctx *c, const shape *s, int mode, mm_tensor *x,
-                  mm_tensor *w, mm_tensor *b, mm_tensor *g)
+                  mm_tensor *w, mm_tensor *b)
 {
     mm_ctx_reset(c);
     double t0 = now();
@@ -61,7 +67,7 @@ static double one(mm_ctx *c, const shape *s, int mode, mm_tensor *x,
                    : s->two_d ? mm_tensor_conv2d_dw(c, x, w, b)
                               : mm_tensor_conv1d_dw(c, x, w);
     if (mode) {
-        mm_tensor *loss = mm_tensor_sum_all(c, mm_tensor_mul(c, y, g));
+        mm_tensor *loss = mm_tensor_sum_all(c, y);
         if (mm_tensor_backward(c, loss)) {
             fprintf(stderr, "dwconv-bench: %s\n", mm_ctx_error(c));
             exit(1);
@@ -73,6 +79,7 @@ static double one(mm_ctx *c, const shape *s, int mode, mm_tensor *x,
 int main(int argc, char **argv)
 {
     int reps = argc > 1 ? atoi(argv[1]) : 5, iters = argc > 2 ? atoi(argv[2]) : 10;
+    if (argc > 3 && strcmp(argv[3], "cpu") == 0) clk = CLOCK_PROCESS_CPUTIME_ID;
     printf("%-28s %9s %9s %7s %9s %9s %7s\n", "op", "fwd gen", "fwd 512",
            "ratio", "bwd gen", "bwd 512", "ratio");
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
@@ -83,22 +90,20 @@ int main(int argc, char **argv)
         mm_tensor *w = mm_params_add(p, "w", s->two_d ? 3 : 2,
                                      (int64_t[]){C, s->k, s->k});
         mm_tensor *b = s->two_d ? mm_params_add(p, "b", 1, &C) : NULL;
-        mm_tensor *g = mm_params_add(p, "g", 4, s->sh);
         if (mm_params_alloc(p)) return 1;
         uint64_t st = 42;
         fill(x, &st);
         fill(w, &st);
         if (b) fill(b, &st);
-        fill(g, &st);
         mm_ctx *c = mm_ctx_new();
         double best[2][3] = {{1e9, 1e9, 1e9}, {1e9, 1e9, 1e9}};
         for (int r = 0; r < reps; r++)
             for (int simd = 0; simd < 2; simd++) {
                 mm__dwconv_simd(simd);
                 for (int mode = 0; mode < 3; mode++) {
-                    one(c, s, mode, x, w, b, g); /* warm */
+                    one(c, s, mode, x, w, b); /* warm */
                     double t = 0;
-                    for (int i = 0; i < iters; i++) t += one(c, s, mode, x, w, b, g);
+                    for (int i = 0; i < iters; i++) t += one(c, s, mode, x, w, b);
                     t /= iters;
                     if (t < best[simd][mode]) best[simd][mode] = t;
                 }

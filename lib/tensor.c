@@ -3666,12 +3666,15 @@ MM_AVX512 static void dw1_wgrad_f32(float *gw, const float *g, const float *x,
  * adds too costs a mask move per add on the shuffle port): w 0 = +-0
  * leaves the sum's bits as they are when w is finite and the sum is not
  * -0, which it never is from a start of +0 or a nonzero bias (an add
- * gives -0 only from two -0). dw2_exact says when that holds. */
+ * gives -0 only from two -0). dw2_exact says when that holds. With
+ * FULL_MID the chunks between a strip's first and last are inside the row
+ * at every offset and load without a mask (a mask move each is a uop on
+ * one of the two ports the multiplies and adds use). */
 enum { DW2_R = 4, DW2_NC = 5 };
 #define DW_INLINE MM_AVX512 static inline __attribute__((always_inline))
-DW_INLINE void dw2_strip(int nc, float *ys, const float *xs, const float *wc,
-                         const __mmask16 *mk, int64_t nct, int64_t h,
-                         int64_t wd, int64_t k, int sgn, int64_t r0,
+DW_INLINE void dw2_strip(int nc, int full_mid, float *ys, const float *xs,
+                         const float *wc, const __mmask16 *mk, int64_t nct,
+                         int64_t h, int64_t wd, int64_t k, int sgn, int64_t r0,
                          int64_t nr, int64_t j0, float b0, int accum)
 {
     int64_t p = k / 2;
@@ -3691,7 +3694,9 @@ DW_INLINE void dw2_strip(int nc, float *ys, const float *xs, const float *wc,
             __m512 xv[DW2_NC];
             _Pragma("GCC unroll 5")
             for (int j = 0; j < nc; j++)
-                xv[j] = _mm512_maskz_loadu_ps(m[j], xr + 16 * j + o);
+                xv[j] = full_mid && j > 0 && j < nc - 1
+                            ? _mm512_loadu_ps(xr + 16 * j + o)
+                            : _mm512_maskz_loadu_ps(m[j], xr + 16 * j + o);
             _Pragma("GCC unroll 4")
             for (int i = 0; i < DW2_R; i++) {
                 int64_t u = sgn * (rr - r0 - i) + p;
@@ -3718,17 +3723,22 @@ DW_INLINE void dw2_strip(int nc, float *ys, const float *xs, const float *wc,
     }
 }
 
-/* The chunk masks of a row of WD columns for the K column offsets. */
-static __mmask16 *dw2_masks(int64_t wd, int64_t k, int64_t *nct)
+/* The chunk masks of a row of WD columns for the K column offsets; *FULL
+ * (may be NULL) = whether all but the row's first and last chunk are full
+ * at every offset. */
+static __mmask16 *dw2_masks(int64_t wd, int64_t k, int64_t *nct, int *full)
 {
     int64_t n = (wd + 15) / 16, p = k / 2;
     __mmask16 *mk = mm_malloc((size_t)(n * k) * sizeof *mk);
+    int f = 1;
     for (int64_t oi = 0; oi < k; oi++)
         for (int64_t j = 0; j < n; j++) {
             int64_t at = 16 * j + oi - p;
             mk[oi * n + j] = lanes(0, wd - 16 * j) & lanes(-at, wd - at);
+            if (j > 0 && j < n - 1 && mk[oi * n + j] != 0xffff) f = 0;
         }
     *nct = n;
+    if (full) *full = f;
     return mk;
 }
 
@@ -3758,7 +3768,8 @@ MM_AVX512 static void dw2_f32(float *y, const float *x, const float *w,
                               int accum)
 {
     int64_t nct, nrb = (h + DW2_R - 1) / DW2_R;
-    __mmask16 *mk = dw2_masks(wd, k, &nct);
+    int full;
+    __mmask16 *mk = dw2_masks(wd, k, &nct, &full);
     OMP_FOR
     for (int64_t it = 0; it < bcn * nrb; it++) {
         int64_t bc = it / nrb, r0 = it % nrb * DW2_R;
@@ -3770,8 +3781,12 @@ MM_AVX512 static void dw2_f32(float *y, const float *x, const float *w,
             switch (dw2_nc(nct, j0)) {
 #define DW2_CASE(NC) \
             case NC: \
-                dw2_strip(NC, ys, xs, wc, mk, nct, h, wd, k, sgn, r0, nr, j0, \
-                          b0, accum); \
+                if (full) \
+                    dw2_strip(NC, 1, ys, xs, wc, mk, nct, h, wd, k, sgn, r0, \
+                              nr, j0, b0, accum); \
+                else \
+                    dw2_strip(NC, 0, ys, xs, wc, mk, nct, h, wd, k, sgn, r0, \
+                              nr, j0, b0, accum); \
                 break;
             DW2_CASE(1) DW2_CASE(2) DW2_CASE(3) DW2_CASE(4) DW2_CASE(5)
 #undef DW2_CASE
@@ -3831,7 +3846,7 @@ MM_AVX512 static void dw2_wgrad_f32(float *gw, float *gb, const float *g,
                                     int64_t h, int64_t wd, int64_t k)
 {
     int64_t nct;
-    __mmask16 *mk = dw2_masks(wd, k, &nct);
+    __mmask16 *mk = dw2_masks(wd, k, &nct, NULL);
     OMP_FOR
     for (int64_t ch = 0; ch < c; ch++) {
         float *acc = gw ? mm_malloc((size_t)(k * k * 16) * sizeof *acc) : NULL;
