@@ -3798,8 +3798,8 @@ MM_AVX512 static void dw2_f32(float *y, const float *x, const float *w,
 
 /* One image's share of the weight and bias gradients over a column strip:
  * ACC[u k + v] (16 lanes) += G[r, col] X[r + u - P, col + v - P] and
- * *DB += G, row by row. */
-DW_INLINE void dw2_wgrad_strip(int nc, float *acc, __m512 *db,
+ * *DB += G, row by row. FULL_MID as in dw2_strip. */
+DW_INLINE void dw2_wgrad_strip(int nc, int full_mid, float *acc, __m512 *db,
                                const float *gs, const float *xs,
                                const __mmask16 *mk, int64_t nct, int64_t h,
                                int64_t wd, int64_t k, int64_t j0)
@@ -3824,14 +3824,21 @@ DW_INLINE void dw2_wgrad_strip(int nc, float *acc, __m512 *db,
                 int64_t rr = r + u - p;
                 if (rr < 0 || rr >= h) continue;
                 const float *xr = xs + rr * wd + 16 * j0 + v - p;
-                __m512 s = _mm512_maskz_mul_ps(
-                    m[0], gv[0], _mm512_maskz_loadu_ps(m[0], xr));
-                _Pragma("GCC unroll 4")
-                for (int j = 1; j < nc; j++)
-                    s = _mm512_add_ps(
-                        s, _mm512_maskz_mul_ps(
-                               m[j], gv[j],
-                               _mm512_maskz_loadu_ps(m[j], xr + 16 * j)));
+                __m512 pr[DW2_NC];
+                _Pragma("GCC unroll 5")
+                for (int j = 0; j < nc; j++)
+                    pr[j] = full_mid && j > 0 && j < nc - 1
+                                ? _mm512_mul_ps(gv[j], _mm512_loadu_ps(xr + 16 * j))
+                                : _mm512_maskz_mul_ps(
+                                      m[j], gv[j],
+                                      _mm512_maskz_loadu_ps(m[j], xr + 16 * j));
+                /* pairwise: a shorter chain of adds */
+                _Pragma("GCC unroll 3")
+                for (int st = 1; st < nc; st *= 2)
+                    _Pragma("GCC unroll 5")
+                    for (int j = 0; j + st < nc; j += 2 * st)
+                        pr[j] = _mm512_add_ps(pr[j], pr[j + st]);
+                __m512 s = pr[0];
                 float *a = acc + (u * k + v) * 16;
                 _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), s));
             }
@@ -3846,7 +3853,8 @@ MM_AVX512 static void dw2_wgrad_f32(float *gw, float *gb, const float *g,
                                     int64_t h, int64_t wd, int64_t k)
 {
     int64_t nct;
-    __mmask16 *mk = dw2_masks(wd, k, &nct, NULL);
+    int full;
+    __mmask16 *mk = dw2_masks(wd, k, &nct, &full);
     OMP_FOR
     for (int64_t ch = 0; ch < c; ch++) {
         float *acc = gw ? mm_malloc((size_t)(k * k * 16) * sizeof *acc) : NULL;
@@ -3859,8 +3867,12 @@ MM_AVX512 static void dw2_wgrad_f32(float *gw, float *gb, const float *g,
                 switch (dw2_nc(nct, j0)) {
 #define DW2_CASE(NC) \
                 case NC: \
-                    dw2_wgrad_strip(NC, acc, gb ? &db : NULL, gs, xs, mk, nct, \
-                                    h, wd, k, j0); \
+                    if (full) \
+                        dw2_wgrad_strip(NC, 1, acc, gb ? &db : NULL, gs, xs, mk, \
+                                        nct, h, wd, k, j0); \
+                    else \
+                        dw2_wgrad_strip(NC, 0, acc, gb ? &db : NULL, gs, xs, mk, \
+                                        nct, h, wd, k, j0); \
                     break;
                 DW2_CASE(1) DW2_CASE(2) DW2_CASE(3) DW2_CASE(4) DW2_CASE(5)
 #undef DW2_CASE
