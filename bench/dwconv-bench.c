@@ -2,13 +2,15 @@
  * at TransMIL's shapes (6,000 tokens), generic loops against the AVX-512
  * kernels in the same run, interleaved rep by rep; each side keeps its
  * best rep. Forward alone, and backward (input, weight and bias gradients)
- * as the time of forward + backward of loss = sum(conv(x)) less the
- * forward and less the same loss's cost without the conv (the sum's
- * gradient, all ones, is as good as any for timing).
- * Not built by make: from a built tree,
+ * as the time of mm_tensor_backward on loss = sum(conv(x)) less that on
+ * loss = sum(x) (the sum's gradient, all ones, is as good as any for
+ * timing).
+ * Not built by make: from a built tree (the library's link line, as
+ * bench/transmil.sh takes it from the Makefile),
+ *   mk() { sed -n "s/^$1 = //p" Makefile | head -n 1; }
  *   cc -std=c11 -O2 -fopenmp -I. -Ilib bench/dwconv-bench.c lib/libmmpath.a \
- *      $(sed -n 's/^BLAS_LIBS = //p' Makefile) -lzstd -lmsgpack-c -lxxhash \
- *      -lz -lm -o dwconv-bench    # (the library's link line, as transmil.sh)
+ *      $(mk ZSTD_LIBS) $(mk MSGPACK_LIBS) $(mk XXHASH_LIBS) $(mk VIPS_LIBS) \
+ *      $(mk ZLIB_LIBS) $(mk BLAS_LIBS) $(mk CUDA_LIBS) -lm -o dwconv-bench
  *   OMP_NUM_THREADS=2 ./dwconv-bench [REPS] [ITERS] [cpu]
  * With "cpu" the times are the process's CPU time, not wall time: steadier
  * on a shared machine with OMP_NUM_THREADS=1 (with more threads it counts
@@ -56,8 +58,8 @@ static void fill(mm_tensor *t, uint64_t *s)
     }
 }
 
-/* seconds of one MODE call: 0 forward, 1 forward + backward, 2 the loss
- * alone (x summed, backward) */
+/* seconds of MODE 0: the forward; 1: the backward of sum(conv(x)); 2: the
+ * backward of sum(x) */
 static double one(mm_ctx *c, const shape *s, int mode, mm_tensor *x,
                   mm_tensor *w, mm_tensor *b)
 {
@@ -66,12 +68,12 @@ static double one(mm_ctx *c, const shape *s, int mode, mm_tensor *x,
     mm_tensor *y = mode == 2 ? x
                    : s->two_d ? mm_tensor_conv2d_dw(c, x, w, b)
                               : mm_tensor_conv1d_dw(c, x, w);
-    if (mode) {
-        mm_tensor *loss = mm_tensor_sum_all(c, y);
-        if (mm_tensor_backward(c, loss)) {
-            fprintf(stderr, "dwconv-bench: %s\n", mm_ctx_error(c));
-            exit(1);
-        }
+    if (!mode) return now() - t0;
+    mm_tensor *loss = mm_tensor_sum_all(c, y);
+    t0 = now();
+    if (mm_tensor_backward(c, loss)) {
+        fprintf(stderr, "dwconv-bench: %s\n", mm_ctx_error(c));
+        exit(1);
     }
     return now() - t0;
 }
@@ -112,7 +114,7 @@ int main(int argc, char **argv)
         double fw[2], bw[2];
         for (int i = 0; i < 2; i++) {
             fw[i] = best[i][0] * 1e3;
-            bw[i] = (best[i][1] - best[i][0] - best[i][2]) * 1e3;
+            bw[i] = (best[i][1] - best[i][2]) * 1e3;
         }
         printf("%-28s %9.2f %9.2f %6.2fx %9.2f %9.2f %6.2fx\n", s->name, fw[0],
                fw[1], fw[0] / fw[1], bw[0], bw[1], bw[0] / bw[1]);

@@ -3567,9 +3567,9 @@ MM_AVX512 static void dw1_block(float *y, const float *x, const float *w,
 /* Y = conv1d_dw(X, W) (SGN 1, !ACCUM) or Y += its input gradient from
  * X = the output gradient (SGN -1, ACCUM): one item per 128 floats of a
  * slab, so each output element is one thread's. */
-MM_AVX512 static void dw1_f32(float *y, const float *x, const float *w,
-                              int64_t bcn, int64_t c, int64_t l, int64_t d,
-                              int64_t k, int sgn, int accum)
+static void dw1_f32(float *y, const float *x, const float *w, int64_t bcn,
+                    int64_t c, int64_t l, int64_t d, int64_t k, int sgn,
+                    int accum)
 {
     int64_t n = l * d, nblk = (n + 16 * DW1_NB - 1) / (16 * DW1_NB);
     OMP_FOR
@@ -3759,13 +3759,37 @@ static int dw2_nc(int64_t nct, int64_t j0)
     return (int)(nct - j0 <= DW2_NC ? nct - j0 : 4);
 }
 
+/* Rows R0 .. R0 + NR of one image, strip by strip. Out of line from the
+ * OpenMP loops, as every kernel here: a region's outlined body does not
+ * inherit MM_AVX512 (clang). */
+MM_AVX512 static void dw2_rows(float *ys, const float *xs, const float *wc,
+                               const __mmask16 *mk, int64_t nct, int full,
+                               int64_t h, int64_t wd, int64_t k, int sgn,
+                               int64_t r0, int64_t nr, float b0, int accum)
+{
+    for (int64_t j0 = 0; j0 < nct; j0 += dw2_nc(nct, j0)) {
+        switch (dw2_nc(nct, j0)) {
+#define DW2_CASE(NC) \
+        case NC: \
+            if (full) \
+                dw2_strip(NC, 1, ys, xs, wc, mk, nct, h, wd, k, sgn, r0, nr, \
+                          j0, b0, accum); \
+            else \
+                dw2_strip(NC, 0, ys, xs, wc, mk, nct, h, wd, k, sgn, r0, nr, \
+                          j0, b0, accum); \
+            break;
+        DW2_CASE(1) DW2_CASE(2) DW2_CASE(3) DW2_CASE(4) DW2_CASE(5)
+#undef DW2_CASE
+        }
+    }
+}
+
 /* Y = conv2d_dw(X, W) + B (SGN 1, !ACCUM) or Y += its input gradient from
  * X = the output gradient (SGN -1, ACCUM, B NULL): one item per DW2_R
  * rows of an image. */
-MM_AVX512 static void dw2_f32(float *y, const float *x, const float *w,
-                              const float *b, int64_t bcn, int64_t c,
-                              int64_t h, int64_t wd, int64_t k, int sgn,
-                              int accum)
+static void dw2_f32(float *y, const float *x, const float *w, const float *b,
+                    int64_t bcn, int64_t c, int64_t h, int64_t wd, int64_t k,
+                    int sgn, int accum)
 {
     int64_t nct, nrb = (h + DW2_R - 1) / DW2_R;
     int full;
@@ -3773,25 +3797,9 @@ MM_AVX512 static void dw2_f32(float *y, const float *x, const float *w,
     OMP_FOR
     for (int64_t it = 0; it < bcn * nrb; it++) {
         int64_t bc = it / nrb, r0 = it % nrb * DW2_R;
-        int64_t nr = h - r0 < DW2_R ? h - r0 : DW2_R;
-        float *ys = y + bc * h * wd;
-        const float *xs = x + bc * h * wd, *wc = w + bc % c * k * k;
-        float b0 = b ? b[bc % c] : 0;
-        for (int64_t j0 = 0; j0 < nct; j0 += dw2_nc(nct, j0)) {
-            switch (dw2_nc(nct, j0)) {
-#define DW2_CASE(NC) \
-            case NC: \
-                if (full) \
-                    dw2_strip(NC, 1, ys, xs, wc, mk, nct, h, wd, k, sgn, r0, \
-                              nr, j0, b0, accum); \
-                else \
-                    dw2_strip(NC, 0, ys, xs, wc, mk, nct, h, wd, k, sgn, r0, \
-                              nr, j0, b0, accum); \
-                break;
-            DW2_CASE(1) DW2_CASE(2) DW2_CASE(3) DW2_CASE(4) DW2_CASE(5)
-#undef DW2_CASE
-            }
-        }
+        dw2_rows(y + bc * h * wd, x + bc * h * wd, w + bc % c * k * k, mk, nct,
+                 full, h, wd, k, sgn, r0, h - r0 < DW2_R ? h - r0 : DW2_R,
+                 b ? b[bc % c] : 0, accum);
     }
     free(mk);
 }
@@ -3846,44 +3854,55 @@ DW_INLINE void dw2_wgrad_strip(int nc, int full_mid, float *acc, __m512 *db,
     }
 }
 
+/* GW (k, k) and GB (1) (either may be NULL) of channel CH += its
+ * gradients over the B images. */
+MM_AVX512 static void dw2_wgrad_channel(float *gw, float *gb, const float *g,
+                                        const float *x, int64_t b, int64_t c,
+                                        int64_t ch, int64_t h, int64_t wd,
+                                        int64_t k, const __mmask16 *mk,
+                                        int64_t nct, int full)
+{
+    float *acc = gw ? mm_malloc((size_t)(k * k * 16) * sizeof *acc) : NULL;
+    for (int64_t i = 0; acc && i < k * k * 16; i++) acc[i] = 0;
+    __m512 db = _mm512_setzero_ps();
+    for (int64_t n = 0; n < b; n++) {
+        const float *gs = g + (n * c + ch) * h * wd;
+        const float *xs = x + (n * c + ch) * h * wd;
+        for (int64_t j0 = 0; j0 < nct; j0 += dw2_nc(nct, j0)) {
+            switch (dw2_nc(nct, j0)) {
+#define DW2_CASE(NC) \
+            case NC: \
+                if (full) \
+                    dw2_wgrad_strip(NC, 1, acc, gb ? &db : NULL, gs, xs, mk, \
+                                    nct, h, wd, k, j0); \
+                else \
+                    dw2_wgrad_strip(NC, 0, acc, gb ? &db : NULL, gs, xs, mk, \
+                                    nct, h, wd, k, j0); \
+                break;
+            DW2_CASE(1) DW2_CASE(2) DW2_CASE(3) DW2_CASE(4) DW2_CASE(5)
+#undef DW2_CASE
+            }
+        }
+    }
+    for (int64_t t = 0; acc && t < k * k; t++)
+        gw[t] += hsum16(_mm512_loadu_ps(acc + 16 * t));
+    if (gb) *gb += hsum16(db);
+    free(acc);
+}
+
 /* GW (C, k, k) and GB (C) (either may be NULL) += the parameter gradients:
- * one item per channel, over its B images. */
-MM_AVX512 static void dw2_wgrad_f32(float *gw, float *gb, const float *g,
-                                    const float *x, int64_t b, int64_t c,
-                                    int64_t h, int64_t wd, int64_t k)
+ * one item per channel. */
+static void dw2_wgrad_f32(float *gw, float *gb, const float *g, const float *x,
+                          int64_t b, int64_t c, int64_t h, int64_t wd,
+                          int64_t k)
 {
     int64_t nct;
     int full;
     __mmask16 *mk = dw2_masks(wd, k, &nct, &full);
     OMP_FOR
-    for (int64_t ch = 0; ch < c; ch++) {
-        float *acc = gw ? mm_malloc((size_t)(k * k * 16) * sizeof *acc) : NULL;
-        for (int64_t i = 0; acc && i < k * k * 16; i++) acc[i] = 0;
-        __m512 db = _mm512_setzero_ps();
-        for (int64_t n = 0; n < b; n++) {
-            const float *gs = g + (n * c + ch) * h * wd;
-            const float *xs = x + (n * c + ch) * h * wd;
-            for (int64_t j0 = 0; j0 < nct; j0 += dw2_nc(nct, j0)) {
-                switch (dw2_nc(nct, j0)) {
-#define DW2_CASE(NC) \
-                case NC: \
-                    if (full) \
-                        dw2_wgrad_strip(NC, 1, acc, gb ? &db : NULL, gs, xs, mk, \
-                                        nct, h, wd, k, j0); \
-                    else \
-                        dw2_wgrad_strip(NC, 0, acc, gb ? &db : NULL, gs, xs, mk, \
-                                        nct, h, wd, k, j0); \
-                    break;
-                DW2_CASE(1) DW2_CASE(2) DW2_CASE(3) DW2_CASE(4) DW2_CASE(5)
-#undef DW2_CASE
-                }
-            }
-        }
-        for (int64_t t = 0; acc && t < k * k; t++)
-            gw[ch * k * k + t] += hsum16(_mm512_loadu_ps(acc + 16 * t));
-        if (gb) gb[ch] += hsum16(db);
-        free(acc);
-    }
+    for (int64_t ch = 0; ch < c; ch++)
+        dw2_wgrad_channel(gw ? gw + ch * k * k : NULL, gb ? gb + ch : NULL, g,
+                          x, b, c, ch, h, wd, k, mk, nct, full);
     free(mk);
 }
 #else
