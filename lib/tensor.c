@@ -3496,10 +3496,11 @@ static void backward_index(mm_tensor *t)
  * stays in registers across all its taps, and every output element still
  * sums (bias,) then the taps in the generic loops' order, each a multiply
  * then an add: forward and input gradient give the generic path's bits.
- * Lanes whose tap falls outside the input are masked out of both the load
- * and the add (not added as zeros: w * 0 is NaN for an infinite w, and
- * -0 + 0 is +0). The weight and bias gradients sum in 16-lane partial
- * sums instead, folded at the end. */
+ * A tap outside the input must change nothing, and adding w * 0 instead
+ * is not always that (w * 0 is NaN for an infinite w; -0 + 0 is +0):
+ * conv1d masks those lanes out of the add, conv2d adds zeros only where
+ * that is exact (dw2_exact). The weight and bias gradients sum in 16-lane
+ * partial sums instead, folded at the end (t-dwconv holds them to f64). */
 #define DW_AVX512_ON 1
 static int dw_simd = 1;
 
@@ -3520,7 +3521,9 @@ static inline __mmask16 lanes(int64_t lo, int64_t hi)
  * floats with taps D apart: output f takes input f + SGN (t - P) D for
  * tap t, inside [0, N) exactly when the row is. SGN = 1 is the forward,
  * -1 the input gradient. Y[f .. f + 128) of one slab: starts from Y (or
- * 0 when !ACCUM) and adds the taps in order. */
+ * 0 when !ACCUM) and adds the taps in order. Only the blocks within P
+ * rows of a slab's ends need the masked adds (the input gradient starts
+ * from the gradient so far, which may be -0). */
 enum { DW1_NB = 8 };
 MM_AVX512 static void dw1_block(float *y, const float *x, const float *w,
                                 int64_t n, int64_t d, int64_t k, int64_t p,
@@ -3662,14 +3665,14 @@ MM_AVX512 static void dw1_wgrad_f32(float *gw, const float *g, const float *x,
  * input row r + u - P and column c + v - P; SGN = -1: input gradient,
  * row r - u + P and column c + P - v. Either way the taps of an output go
  * in (u, v) order, which for SGN -1 means input rows from the bottom up.
- * Input lanes outside the row load as zeros and are added (masking the
- * adds too costs a mask move per add on the shuffle port): w 0 = +-0
+ * Input lanes outside the row load as zeros and are added: w 0 = +-0
  * leaves the sum's bits as they are when w is finite and the sum is not
- * -0, which it never is from a start of +0 or a nonzero bias (an add
- * gives -0 only from two -0). dw2_exact says when that holds. With
- * FULL_MID the chunks between a strip's first and last are inside the row
- * at every offset and load without a mask (a mask move each is a uop on
- * one of the two ports the multiplies and adds use). */
+ * -0, which it never is from a start of +0 or of a bias other than -0 (in
+ * the default rounding an add gives -0 only from two -0). dw2_exact
+ * checks the weights and biases. Masking the adds instead would cost a
+ * mask move (a uop on one of the two ports the multiplies and adds use)
+ * per add; with FULL_MID, the chunks between a strip's first and last are
+ * inside the row at every offset and load without a mask either. */
 enum { DW2_R = 4, DW2_NC = 5 };
 #define DW_INLINE MM_AVX512 static inline __attribute__((always_inline))
 DW_INLINE void dw2_strip(int nc, int full_mid, float *ys, const float *xs,
@@ -3908,7 +3911,6 @@ static void dw2_wgrad_f32(float *gw, float *gb, const float *g, const float *x,
 #else
 void mm__dwconv_simd(int on) { (void)on; }
 #endif
-
 
 mm_tensor *mm_tensor_conv1d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w)
 {
