@@ -25,6 +25,7 @@
 
 #include "mm/rng.h"
 #include "mm/tensor.h"
+#include "tensor_internal.h"
 #ifdef MM_HAVE_CUDA
 #include "cuda/ops.h"
 #endif
@@ -3684,6 +3685,427 @@ static void backward_index(mm_tensor *t)
 
 // ---- depthwise convolutions -------------------------------------------------
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* AVX-512 kernels of the f32 depthwise convolutions. Each output vector
+ * stays in registers across all its taps, and every output element still
+ * sums (bias,) then the taps in the generic loops' order, each a multiply
+ * then an add: forward and input gradient give the generic path's bits.
+ * A tap outside the input must change nothing, and adding w * 0 instead
+ * is not always that (w * 0 is NaN for an infinite w; -0 + 0 is +0):
+ * conv1d masks those lanes out of the add, conv2d adds zeros only where
+ * that is exact (dw2_exact). The weight and bias gradients sum in 16-lane
+ * partial sums instead, folded at the end (t-dwconv holds them to f64). */
+#define DW_AVX512_ON 1
+static int dw_simd = 1;
+
+void mm__dwconv_simd(int on) { dw_simd = on != 0; }
+
+static int dw_avx512(void) { return dw_simd && have_avx512(); }
+
+/* lanes [lo, hi) of a 16-lane mask */
+static inline __mmask16 lanes(int64_t lo, int64_t hi)
+{
+    if (lo < 0) lo = 0;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+/* conv1d_dw as a convolution of each (b, c) slab flattened to N = L D
+ * floats with taps D apart: output f takes input f + SGN (t - P) D for
+ * tap t, inside [0, N) exactly when the row is. SGN = 1 is the forward,
+ * -1 the input gradient. Y[f .. f + 128) of one slab: starts from Y (or
+ * 0 when !ACCUM) and adds the taps in order. Only the blocks within P
+ * rows of a slab's ends need the masked adds (the input gradient starts
+ * from the gradient so far, which may be -0). */
+enum { DW1_NB = 8 };
+MM_AVX512 static void dw1_block(float *y, const float *x, const float *w,
+                                int64_t n, int64_t d, int64_t k, int64_t p,
+                                int sgn, int accum, int64_t f0)
+{
+    __m512 acc[DW1_NB];
+    if (f0 >= p * d && f0 + 16 * DW1_NB + p * d <= n) { /* no tap masked */
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < DW1_NB; j++)
+            acc[j] = accum ? _mm512_loadu_ps(y + f0 + 16 * j)
+                           : _mm512_setzero_ps();
+        for (int64_t t = 0; t < k; t++) {
+            __m512 wv = _mm512_set1_ps(w[t]);
+            const float *xs = x + f0 + sgn * (t - p) * d;
+            _Pragma("GCC unroll 8")
+            for (int j = 0; j < DW1_NB; j++)
+                acc[j] = _mm512_add_ps(
+                    acc[j], _mm512_mul_ps(wv, _mm512_loadu_ps(xs + 16 * j)));
+        }
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < DW1_NB; j++) _mm512_storeu_ps(y + f0 + 16 * j, acc[j]);
+        return;
+    }
+    __mmask16 mo[DW1_NB];
+    for (int j = 0; j < DW1_NB; j++) {
+        mo[j] = lanes(0, n - f0 - 16 * j);
+        acc[j] = accum ? _mm512_maskz_loadu_ps(mo[j], y + f0 + 16 * j)
+                       : _mm512_setzero_ps();
+    }
+    for (int64_t t = 0; t < k; t++) {
+        __m512 wv = _mm512_set1_ps(w[t]);
+        for (int j = 0; j < DW1_NB; j++) {
+            int64_t at = f0 + 16 * j + sgn * (t - p) * d;
+            __mmask16 m = mo[j] & lanes(-at, n - at);
+            __m512 xv = _mm512_maskz_loadu_ps(m, x + at);
+            acc[j] = _mm512_mask_add_ps(acc[j], m, acc[j],
+                                        _mm512_mul_ps(wv, xv));
+        }
+    }
+    for (int j = 0; j < DW1_NB; j++)
+        _mm512_mask_storeu_ps(y + f0 + 16 * j, mo[j], acc[j]);
+}
+
+/* Y = conv1d_dw(X, W) (SGN 1, !ACCUM) or Y += its input gradient from
+ * X = the output gradient (SGN -1, ACCUM): one item per 128 floats of a
+ * slab, so each output element is one thread's. */
+static void dw1_f32(float *y, const float *x, const float *w, int64_t bcn,
+                    int64_t c, int64_t l, int64_t d, int64_t k, int sgn,
+                    int accum)
+{
+    int64_t n = l * d, nblk = (n + 16 * DW1_NB - 1) / (16 * DW1_NB);
+    OMP_FOR
+    for (int64_t it = 0; it < bcn * nblk; it++) {
+        int64_t bc = it / nblk, f0 = it % nblk * 16 * DW1_NB;
+        dw1_block(y + bc * n, x + bc * n, w + bc % c * k, n, d, k, k / 2, sgn,
+                  accum, f0);
+    }
+}
+
+/* The weight gradient's partial sums over floats [FA, FB) of one slab:
+ * PART[t] (16 lanes) += G[f] X[f + (t - P) D], 64 floats at a time. */
+MM_AVX512 static void dw1_wgrad_seg(float *part, const float *g,
+                                    const float *x, int64_t n, int64_t d,
+                                    int64_t k, int64_t fa, int64_t fb)
+{
+    int64_t p = k / 2;
+    for (int64_t t = 0; t < k; t++)
+        _mm512_storeu_ps(part + 16 * t, _mm512_setzero_ps());
+    for (int64_t f0 = fa; f0 < fb; f0 += 64) {
+        __m512 gv[4];
+        if (f0 >= p * d && f0 + 64 + p * d <= n && f0 + 64 <= fb) {
+            _Pragma("GCC unroll 4")
+            for (int j = 0; j < 4; j++) gv[j] = _mm512_loadu_ps(g + f0 + 16 * j);
+            for (int64_t t = 0; t < k; t++) {
+                const float *xs = x + f0 + (t - p) * d;
+                __m512 s = _mm512_add_ps(
+                    _mm512_add_ps(_mm512_mul_ps(gv[0], _mm512_loadu_ps(xs)),
+                                  _mm512_mul_ps(gv[1], _mm512_loadu_ps(xs + 16))),
+                    _mm512_add_ps(_mm512_mul_ps(gv[2], _mm512_loadu_ps(xs + 32)),
+                                  _mm512_mul_ps(gv[3], _mm512_loadu_ps(xs + 48))));
+                _mm512_storeu_ps(part + 16 * t,
+                                 _mm512_add_ps(_mm512_loadu_ps(part + 16 * t), s));
+            }
+            continue;
+        }
+        __mmask16 mo[4];
+        for (int j = 0; j < 4; j++) {
+            mo[j] = lanes(0, fb - f0 - 16 * j);
+            gv[j] = _mm512_maskz_loadu_ps(mo[j], g + f0 + 16 * j);
+        }
+        for (int64_t t = 0; t < k; t++) {
+            __m512 s = _mm512_setzero_ps();
+            for (int j = 0; j < 4; j++) {
+                int64_t at = f0 + 16 * j + (t - p) * d;
+                __mmask16 m = mo[j] & lanes(-at, n - at);
+                s = _mm512_add_ps(s, _mm512_maskz_mul_ps(
+                                         m, gv[j], _mm512_maskz_loadu_ps(m, x + at)));
+            }
+            _mm512_storeu_ps(part + 16 * t,
+                             _mm512_add_ps(_mm512_loadu_ps(part + 16 * t), s));
+        }
+    }
+}
+
+/* GW (C, K) += the weight gradient: each slab cut into segments of a fixed
+ * length (not the thread count's), each segment's partial sums in PART,
+ * added per channel over (b, segment) in order. */
+enum { DW1_SEG = 32768 };
+MM_AVX512 static void dw1_wgrad_f32(float *gw, const float *g, const float *x,
+                                    int64_t b, int64_t c, int64_t l, int64_t d,
+                                    int64_t k)
+{
+    int64_t n = l * d, nseg = (n + DW1_SEG - 1) / DW1_SEG;
+    int64_t items = c * b * nseg;
+    float *part = mm_malloc((size_t)(items * k * 16) * sizeof *part);
+    OMP_FOR
+    for (int64_t it = 0; it < items; it++) {
+        int64_t ch = it / (b * nseg), bi = it / nseg % b, s = it % nseg;
+        const float *gs = g + (bi * c + ch) * n, *xs = x + (bi * c + ch) * n;
+        int64_t fa = s * DW1_SEG, fb = fa + DW1_SEG < n ? fa + DW1_SEG : n;
+        dw1_wgrad_seg(part + it * k * 16, gs, xs, n, d, k, fa, fb);
+    }
+    for (int64_t ch = 0; ch < c; ch++)
+        for (int64_t t = 0; t < k; t++) {
+            __m512 s = _mm512_setzero_ps();
+            for (int64_t q = 0; q < b * nseg; q++)
+                s = _mm512_add_ps(
+                    s, _mm512_loadu_ps(part + ((ch * b * nseg + q) * k + t) * 16));
+            gw[ch * k + t] += hsum16(s);
+        }
+    free(part);
+}
+
+/* conv2d_dw works on column strips of NC (1..5) 16-float chunks of DW2_R
+ * output rows at a time, all kept in registers; each input row loaded
+ * serves the (up to DW2_R) output rows it is a tap of. MK[(o + P) NCT + J]
+ * masks chunk J for column offset o: the lanes inside the row both at the
+ * output and at the input column. SGN = 1: forward, output row r takes
+ * input row r + u - P and column c + v - P; SGN = -1: input gradient,
+ * row r - u + P and column c + P - v. Either way the taps of an output go
+ * in (u, v) order, which for SGN -1 means input rows from the bottom up.
+ * Input lanes outside the row load as zeros and are added: w 0 = +-0
+ * leaves the sum's bits as they are when w is finite and the sum is not
+ * -0, which it never is from a start of +0 or of a bias other than -0 (in
+ * the default rounding an add gives -0 only from two -0). dw2_exact
+ * checks the weights and biases. Masking the adds instead would cost a
+ * mask move (a uop on one of the two ports the multiplies and adds use)
+ * per add; with FULL_MID, the chunks between a strip's first and last are
+ * inside the row at every offset and load without a mask either. */
+enum { DW2_R = 4, DW2_NC = 5 };
+#define DW_INLINE MM_AVX512 static inline __attribute__((always_inline))
+DW_INLINE void dw2_strip(int nc, int full_mid, float *ys, const float *xs,
+                         const float *wc, const __mmask16 *mk, int64_t nct,
+                         int64_t h, int64_t wd, int64_t k, int sgn, int64_t r0,
+                         int64_t nr, int64_t j0, float b0, int accum)
+{
+    int64_t p = k / 2;
+    __m512 acc[DW2_R][DW2_NC];
+    _Pragma("GCC unroll 4")
+    for (int i = 0; i < DW2_R; i++)
+        _Pragma("GCC unroll 5")
+        for (int j = 0; j < nc; j++) acc[i][j] = _mm512_set1_ps(b0);
+    int64_t lo = r0 - p > 0 ? r0 - p : 0;
+    int64_t hi = r0 + nr - 1 + p < h - 1 ? r0 + nr - 1 + p : h - 1;
+    for (int64_t q = 0; q <= hi - lo; q++) {
+        int64_t rr = sgn > 0 ? lo + q : hi - q;
+        const float *xr = xs + rr * wd + 16 * j0;
+        for (int64_t v = 0; v < k; v++) {
+            int64_t o = sgn * (v - p);
+            const __mmask16 *m = mk + (o + p) * nct + j0;
+            __m512 xv[DW2_NC];
+            _Pragma("GCC unroll 5")
+            for (int j = 0; j < nc; j++)
+                xv[j] = full_mid && j > 0 && j < nc - 1
+                            ? _mm512_loadu_ps(xr + 16 * j + o)
+                            : _mm512_maskz_loadu_ps(m[j], xr + 16 * j + o);
+            _Pragma("GCC unroll 4")
+            for (int i = 0; i < DW2_R; i++) {
+                int64_t u = sgn * (rr - r0 - i) + p;
+                if (i >= nr || u < 0 || u >= k) continue;
+                __m512 wv = _mm512_set1_ps(wc[u * k + v]);
+                _Pragma("GCC unroll 5")
+                for (int j = 0; j < nc; j++)
+                    acc[i][j] = _mm512_add_ps(acc[i][j], _mm512_mul_ps(wv, xv[j]));
+            }
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int i = 0; i < DW2_R; i++) {
+        if (i >= nr) break;
+        float *yr = ys + (r0 + i) * wd + 16 * j0;
+        _Pragma("GCC unroll 5")
+        for (int j = 0; j < nc; j++) {
+            __mmask16 mo = mk[p * nct + j0 + j];
+            __m512 a = acc[i][j];
+            if (accum)
+                a = _mm512_add_ps(_mm512_maskz_loadu_ps(mo, yr + 16 * j), a);
+            _mm512_mask_storeu_ps(yr + 16 * j, mo, a);
+        }
+    }
+}
+
+/* The chunk masks of a row of WD columns for the K column offsets; *FULL
+ * (may be NULL) = whether all but the row's first and last chunk are full
+ * at every offset. */
+static __mmask16 *dw2_masks(int64_t wd, int64_t k, int64_t *nct, int *full)
+{
+    int64_t n = (wd + 15) / 16, p = k / 2;
+    __mmask16 *mk = mm_malloc((size_t)(n * k) * sizeof *mk);
+    int f = 1;
+    for (int64_t oi = 0; oi < k; oi++)
+        for (int64_t j = 0; j < n; j++) {
+            int64_t at = 16 * j + oi - p;
+            mk[oi * n + j] = lanes(0, wd - 16 * j) & lanes(-at, wd - at);
+            if (j > 0 && j < n - 1 && mk[oi * n + j] != 0xffff) f = 0;
+        }
+    *nct = n;
+    if (full) *full = f;
+    return mk;
+}
+
+/* Whether dw2_strip gives the generic loops' bits: the N weights are
+ * finite and none of the NB biases is -0. */
+static int dw2_exact(const float *w, int64_t n, const float *b, int64_t nb)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(w[i])) return 0;
+    for (int64_t i = 0; b && i < nb; i++)
+        if (b[i] == 0 && signbit(b[i])) return 0;
+    return 1;
+}
+
+/* Strips of 4 chunks, the last one 1..5. */
+static int dw2_nc(int64_t nct, int64_t j0)
+{
+    return (int)(nct - j0 <= DW2_NC ? nct - j0 : 4);
+}
+
+/* Rows R0 .. R0 + NR of one image, strip by strip. Out of line from the
+ * OpenMP loops, as every kernel here: a region's outlined body does not
+ * inherit MM_AVX512 (clang). */
+MM_AVX512 static void dw2_rows(float *ys, const float *xs, const float *wc,
+                               const __mmask16 *mk, int64_t nct, int full,
+                               int64_t h, int64_t wd, int64_t k, int sgn,
+                               int64_t r0, int64_t nr, float b0, int accum)
+{
+    for (int64_t j0 = 0; j0 < nct; j0 += dw2_nc(nct, j0)) {
+        switch (dw2_nc(nct, j0)) {
+#define DW2_CASE(NC) \
+        case NC: \
+            if (full) \
+                dw2_strip(NC, 1, ys, xs, wc, mk, nct, h, wd, k, sgn, r0, nr, \
+                          j0, b0, accum); \
+            else \
+                dw2_strip(NC, 0, ys, xs, wc, mk, nct, h, wd, k, sgn, r0, nr, \
+                          j0, b0, accum); \
+            break;
+        DW2_CASE(1) DW2_CASE(2) DW2_CASE(3) DW2_CASE(4) DW2_CASE(5)
+#undef DW2_CASE
+        }
+    }
+}
+
+/* Y = conv2d_dw(X, W) + B (SGN 1, !ACCUM) or Y += its input gradient from
+ * X = the output gradient (SGN -1, ACCUM, B NULL): one item per DW2_R
+ * rows of an image. */
+static void dw2_f32(float *y, const float *x, const float *w, const float *b,
+                    int64_t bcn, int64_t c, int64_t h, int64_t wd, int64_t k,
+                    int sgn, int accum)
+{
+    int64_t nct, nrb = (h + DW2_R - 1) / DW2_R;
+    int full;
+    __mmask16 *mk = dw2_masks(wd, k, &nct, &full);
+    OMP_FOR
+    for (int64_t it = 0; it < bcn * nrb; it++) {
+        int64_t bc = it / nrb, r0 = it % nrb * DW2_R;
+        dw2_rows(y + bc * h * wd, x + bc * h * wd, w + bc % c * k * k, mk, nct,
+                 full, h, wd, k, sgn, r0, h - r0 < DW2_R ? h - r0 : DW2_R,
+                 b ? b[bc % c] : 0, accum);
+    }
+    free(mk);
+}
+
+/* One image's share of the weight and bias gradients over a column strip:
+ * ACC[u k + v] (16 lanes) += G[r, col] X[r + u - P, col + v - P] and
+ * *DB += G, row by row. FULL_MID as in dw2_strip. */
+DW_INLINE void dw2_wgrad_strip(int nc, int full_mid, float *acc, __m512 *db,
+                               const float *gs, const float *xs,
+                               const __mmask16 *mk, int64_t nct, int64_t h,
+                               int64_t wd, int64_t k, int64_t j0)
+{
+    int64_t p = k / 2;
+    for (int64_t r = 0; r < h; r++) {
+        const float *gr = gs + r * wd + 16 * j0;
+        __m512 gv[DW2_NC];
+        _Pragma("GCC unroll 5")
+        for (int j = 0; j < nc; j++)
+            gv[j] = _mm512_maskz_loadu_ps(mk[p * nct + j0 + j], gr + 16 * j);
+        if (db)
+            _Pragma("GCC unroll 5")
+            for (int j = 0; j < nc; j++) *db = _mm512_add_ps(*db, gv[j]);
+        if (!acc) continue;
+        /* v outside u: the chunk masks stay put over the u loop */
+        for (int64_t v = 0; v < k; v++) {
+            __mmask16 m[DW2_NC];
+            _Pragma("GCC unroll 5")
+            for (int j = 0; j < nc; j++) m[j] = mk[v * nct + j0 + j];
+            for (int64_t u = 0; u < k; u++) {
+                int64_t rr = r + u - p;
+                if (rr < 0 || rr >= h) continue;
+                const float *xr = xs + rr * wd + 16 * j0 + v - p;
+                __m512 pr[DW2_NC];
+                _Pragma("GCC unroll 5")
+                for (int j = 0; j < nc; j++)
+                    pr[j] = full_mid && j > 0 && j < nc - 1
+                                ? _mm512_mul_ps(gv[j], _mm512_loadu_ps(xr + 16 * j))
+                                : _mm512_maskz_mul_ps(
+                                      m[j], gv[j],
+                                      _mm512_maskz_loadu_ps(m[j], xr + 16 * j));
+                /* pairwise: a shorter chain of adds */
+                _Pragma("GCC unroll 3")
+                for (int st = 1; st < nc; st *= 2)
+                    _Pragma("GCC unroll 5")
+                    for (int j = 0; j + st < nc; j += 2 * st)
+                        pr[j] = _mm512_add_ps(pr[j], pr[j + st]);
+                __m512 s = pr[0];
+                float *a = acc + (u * k + v) * 16;
+                _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), s));
+            }
+        }
+    }
+}
+
+/* GW (k, k) and GB (1) (either may be NULL) of channel CH += its
+ * gradients over the B images. */
+MM_AVX512 static void dw2_wgrad_channel(float *gw, float *gb, const float *g,
+                                        const float *x, int64_t b, int64_t c,
+                                        int64_t ch, int64_t h, int64_t wd,
+                                        int64_t k, const __mmask16 *mk,
+                                        int64_t nct, int full)
+{
+    float *acc = gw ? mm_malloc((size_t)(k * k * 16) * sizeof *acc) : NULL;
+    for (int64_t i = 0; acc && i < k * k * 16; i++) acc[i] = 0;
+    __m512 db = _mm512_setzero_ps();
+    for (int64_t n = 0; n < b; n++) {
+        const float *gs = g + (n * c + ch) * h * wd;
+        const float *xs = x + (n * c + ch) * h * wd;
+        for (int64_t j0 = 0; j0 < nct; j0 += dw2_nc(nct, j0)) {
+            switch (dw2_nc(nct, j0)) {
+#define DW2_CASE(NC) \
+            case NC: \
+                if (full) \
+                    dw2_wgrad_strip(NC, 1, acc, gb ? &db : NULL, gs, xs, mk, \
+                                    nct, h, wd, k, j0); \
+                else \
+                    dw2_wgrad_strip(NC, 0, acc, gb ? &db : NULL, gs, xs, mk, \
+                                    nct, h, wd, k, j0); \
+                break;
+            DW2_CASE(1) DW2_CASE(2) DW2_CASE(3) DW2_CASE(4) DW2_CASE(5)
+#undef DW2_CASE
+            }
+        }
+    }
+    for (int64_t t = 0; acc && t < k * k; t++)
+        gw[t] += hsum16(_mm512_loadu_ps(acc + 16 * t));
+    if (gb) *gb += hsum16(db);
+    free(acc);
+}
+
+/* GW (C, k, k) and GB (C) (either may be NULL) += the parameter gradients:
+ * one item per channel. */
+static void dw2_wgrad_f32(float *gw, float *gb, const float *g, const float *x,
+                          int64_t b, int64_t c, int64_t h, int64_t wd,
+                          int64_t k)
+{
+    int64_t nct;
+    int full;
+    __mmask16 *mk = dw2_masks(wd, k, &nct, &full);
+    OMP_FOR
+    for (int64_t ch = 0; ch < c; ch++)
+        dw2_wgrad_channel(gw ? gw + ch * k * k : NULL, gb ? gb + ch : NULL, g,
+                          x, b, c, ch, h, wd, k, mk, nct, full);
+    free(mk);
+}
+#else
+void mm__dwconv_simd(int on) { (void)on; }
+#endif
+
 mm_tensor *mm_tensor_conv1d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w)
 {
     if (!x || !w) return NULL;
@@ -3707,9 +4129,16 @@ mm_tensor *mm_tensor_conv1d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w)
         return record(ctx, o, OP_CONV1D_DW, x, w, NULL);
     }
 #endif
-    mm_tensor *out = tnew(ctx, x->dtype, x->ndim, x->ne);
     int64_t BC = x->ne[0] * x->ne[1], C = x->ne[1], L = x->ne[2];
     int64_t D = x->ndim == 4 ? x->ne[3] : 1, K = w->ne[1], P = K / 2;
+#ifdef DW_AVX512_ON
+    if (x->dtype == MM_F32 && dw_avx512()) {
+        mm_tensor *out = tnew_raw(ctx, x->dtype, x->ndim, x->ne);
+        dw1_f32(out->data, x->data, w->data, BC, C, L, D, K, 1, 0);
+        return record(ctx, out, OP_CONV1D_DW, x, w, NULL);
+    }
+#endif
+    mm_tensor *out = tnew(ctx, x->dtype, x->ndim, x->ne);
     FOR_REAL(x->dtype, {
         const real *xp = x->data, *wp = w->data;
         real *yp = out->data;
@@ -3743,6 +4172,17 @@ static void backward_conv1d(mm_tensor *t)
                      x->requires_grad ? grad_of(t->ctx, x)->data : NULL,
                      w->requires_grad ? grad_of(t->ctx, w)->data : NULL,
                      x->data, w->data, t->grad->data, B, C, L, D, K));
+        return;
+    }
+#endif
+#ifdef DW_AVX512_ON
+    if (t->dtype == MM_F32 && dw_avx512()) {
+        if (x->requires_grad)
+            dw1_f32(grad_of(t->ctx, x)->data, t->grad->data, w->data, B * C, C,
+                    L, D, K, -1, 1);
+        if (w->requires_grad)
+            dw1_wgrad_f32(grad_of(t->ctx, w)->data, t->grad->data, x->data, B,
+                          C, L, D, K);
         return;
     }
 #endif
@@ -3829,6 +4269,14 @@ mm_tensor *mm_tensor_conv2d_dw(mm_ctx *ctx, mm_tensor *x, mm_tensor *w,
     mm_tensor *out = tnew_raw(ctx, x->dtype, 4, x->ne);
     int64_t C = x->ne[1], H = x->ne[2], W = x->ne[3], BC = x->ne[0] * C;
     int64_t k = w->ne[1], P = k / 2;
+#ifdef DW_AVX512_ON
+    if (x->dtype == MM_F32 && dw_avx512() &&
+        dw2_exact(w->data, C * k * k, b ? b->data : NULL, C)) {
+        dw2_f32(out->data, x->data, w->data, b ? b->data : NULL, BC, C, H, W, k,
+                1, 0);
+        return record(ctx, out, OP_CONV2D_DW, x, w, b);
+    }
+#endif
     FOR_REAL(x->dtype, {
         const real *xp = x->data, *wp = w->data;
         const real *bp = b ? b->data : NULL;
@@ -3874,6 +4322,20 @@ static void backward_conv2d(mm_tensor *t)
                      w->requires_grad ? grad_of(t->ctx, w)->data : NULL,
                      b && b->requires_grad ? grad_of(t->ctx, b)->data : NULL,
                      x->data, w->data, t->grad->data, B, C, H, W, k));
+        return;
+    }
+#endif
+#ifdef DW_AVX512_ON
+    if (t->dtype == MM_F32 && dw_avx512() &&
+        dw2_exact(w->data, C * k * k, NULL, 0)) {
+        if (x->requires_grad)
+            dw2_f32(grad_of(t->ctx, x)->data, t->grad->data, w->data, NULL,
+                    B * C, C, H, W, k, -1, 1);
+        if (w->requires_grad || (b && b->requires_grad))
+            dw2_wgrad_f32(w->requires_grad ? grad_of(t->ctx, w)->data : NULL,
+                          b && b->requires_grad ? grad_of(t->ctx, b)->data
+                                                : NULL,
+                          t->grad->data, x->data, B, C, H, W, k);
         return;
     }
 #endif
