@@ -3,6 +3,8 @@
  * of a message across update calls, and mm_sha256_file against the same
  * bytes in a file.
  * SPDX-License-Identifier: MIT */
+#include "config.h" /* _GNU_SOURCE: mkstemp under -std=c11 */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
