@@ -347,6 +347,24 @@ static int check_shape(mm_ctx *ctx, const char *what, int ndim,
     return 0;
 }
 
+/* memset(P, 0, N), by the OpenMP threads in 256 KiB pieces when N is
+ * large: the gradients' zero-fill ran on one thread while the others
+ * waited at the next barrier. */
+static void zero_fill(void *p, size_t n)
+{
+    const size_t piece = (size_t)256 << 10;
+    if (n < 4 * piece) {
+        memset(p, 0, n);
+        return;
+    }
+    int64_t pieces = (int64_t)((n + piece - 1) / piece);
+    OMP_FOR
+    for (int64_t i = 0; i < pieces; i++) {
+        size_t o = (size_t)i * piece;
+        memset((char *)p + o, 0, n - o < piece ? n - o : piece);
+    }
+}
+
 /* A zero-filled contiguous tensor on DEV without shape checks. */
 static mm_tensor *tnew_on(mm_ctx *ctx, mm_dtype dt, int ndim,
                           const int64_t *shape, mm_device dev)
@@ -363,7 +381,7 @@ static mm_tensor *tnew_on(mm_ctx *ctx, mm_dtype dt, int ndim,
 #endif
     (void)dev;
     t->data = arena_alloc(ctx, n);
-    memset(t->data, 0, n);
+    zero_fill(t->data, n);
     return t;
 }
 
@@ -1333,7 +1351,7 @@ static void backward_matmul(mm_tensor *t)
         char *ga = grad_of_fresh(t->ctx, a, &fresh)->data;
         double beta = fresh ? 0.0 : 1.0;
         if (fresh && g.sa == 0 && g.batch > 1) {
-            memset(ga, 0, (size_t)mm_tensor_numel(a) * es);
+            zero_fill(ga, (size_t)mm_tensor_numel(a) * es);
             beta = 1.0;
         }
         if (!ta) /* dA = dC op(B)^T */
@@ -1348,7 +1366,7 @@ static void backward_matmul(mm_tensor *t)
         char *gb = grad_of_fresh(t->ctx, b, &fresh)->data;
         double beta = fresh ? 0.0 : 1.0;
         if (fresh && g.sb == 0 && g.batch > 1) {
-            memset(gb, 0, (size_t)mm_tensor_numel(b) * es);
+            zero_fill(gb, (size_t)mm_tensor_numel(b) * es);
             beta = 1.0;
         }
         if (!tb) /* dB = op(A)^T dC */
