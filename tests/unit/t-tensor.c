@@ -477,8 +477,8 @@ static void test_gradients(void)
         gradcheck(nm, 2, sa, 0, b_matmul, tr[i]);
         { /* addmm's values: beta C + alpha A B against the composition */
             mm_ctx *c = mm_ctx_new();
-            double v[2 * 5 * 4];
-            for (int j = 0; j < 40; j++) v[j] = (j * 37 % 23) / 7.0 - 1.5;
+            double v[48]; /* A from v, B (40) from v + 1, C (15) from v + 7 */
+            for (int j = 0; j < 48; j++) v[j] = (j * 37 % 23) / 7.0 - 1.5;
             mm_tensor *A = from(c, MM_F64, 3, (int64_t[]){2, ta ? 4 : 3, ta ? 3 : 4}, v);
             mm_tensor *B = from(c, MM_F64, 3, (int64_t[]){2, tb ? 5 : 4, tb ? 4 : 5}, v + 1);
             mm_tensor *C = from(c, MM_F64, 2, (int64_t[]){3, 5}, v + 7);
