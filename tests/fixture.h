@@ -1,8 +1,10 @@
 /* fixture.h: what the C tests that read TSV fixtures and the real data
  * share: a whole-file TSV reader ('#' lines skipped, the first other line
- * is the header) and the runner of tests/gen/real_inputs.sh, which
+ * is the header), the paths of and the gate on files under
+ * $MMPATH_TEST_DATA, and the runner of tests/gen/real_inputs.sh, which
  * rebuilds the real-data inputs from $MMPATH_TEST_DATA into a temporary
- * directory (the data itself is never committed). Header-only, like tap.h.
+ * directory (the data itself is never committed). Header-only, like tap.h,
+ * and included after it; a test uses what it needs (hence `unused`).
  * SPDX-License-Identifier: MIT */
 #ifndef MM_FIXTURE_H
 #define MM_FIXTURE_H
@@ -25,7 +27,7 @@ typedef struct {
     char ***cell;        /* (nrow, ncol) */
 } tsv;
 
-static void tsv_free(tsv *t)
+__attribute__((unused)) static void tsv_free(tsv *t)
 {
     if (!t) return;
     for (size_t r = 0; r < t->nrow; r++) free(t->cell[r]);
@@ -50,7 +52,7 @@ static int split_tabs(char *line, char **out, int max)
     return n;
 }
 
-static tsv *tsv_read(const char *path)
+__attribute__((unused)) static tsv *tsv_read(const char *path)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp) return NULL;
@@ -93,7 +95,7 @@ static tsv *tsv_read(const char *path)
     return t;
 }
 
-static int tsv_col(const tsv *t, const char *name)
+__attribute__((unused)) static int tsv_col(const tsv *t, const char *name)
 {
     for (int c = 0; c < t->ncol; c++)
         if (strcmp(t->head[c], name) == 0) return c;
@@ -101,13 +103,13 @@ static int tsv_col(const tsv *t, const char *name)
     abort();
 }
 
-static const char *tsv_str(const tsv *t, size_t r, const char *name)
+__attribute__((unused)) static const char *tsv_str(const tsv *t, size_t r, const char *name)
 {
     return t->cell[r][tsv_col(t, name)];
 }
 
 /* R writes NA as "NA"; strtod reads "NaN", "Inf", "-Inf" */
-static double tsv_num(const tsv *t, size_t r, const char *name)
+__attribute__((unused)) static double tsv_num(const tsv *t, size_t r, const char *name)
 {
     const char *s = tsv_str(t, r, name);
     if (strcmp(s, "NA") == 0) return NAN;
@@ -121,6 +123,34 @@ static double tsv_num(const tsv *t, size_t r, const char *name)
 }
 
 // ---------------------------------------------------------------- real data
+
+// ------------------------------------------------------- real data files
+
+/* $MMPATH_TEST_DATA/REL, in one of 4 rotating buffers (a call may take
+ * a few paths at once). */
+__attribute__((unused)) static char *data_path(const char *rel)
+{
+    static char buf[4][1200];
+    static int k;
+    const char *d = getenv("MMPATH_TEST_DATA");
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", d ? d : "", rel);
+    return buf[k];
+}
+
+/* Whether $MMPATH_TEST_DATA holds REL (readable). When it does not: with
+ * CI=true a failed test (CI has the data), else a diag that WHAT is
+ * skipped; the caller goes on with the tests that need no data. */
+__attribute__((unused)) static int data_has(const char *rel, const char *what)
+{
+    const char *d = getenv("MMPATH_TEST_DATA"), *ci = getenv("CI");
+    if (d && *d && access(data_path(rel), R_OK) == 0) return 1;
+    if (ci && !strcmp(ci, "true"))
+        ok(0, "test data missing in CI: %s", d && *d ? data_path(rel) : "MMPATH_TEST_DATA unset");
+    else
+        diag("SKIP %s: no %s", what, d && *d ? data_path(rel) : "MMPATH_TEST_DATA");
+    return 0;
+}
 
 /* The real-data inputs are never committed (the SurvPath BLCA tables are
  * licensed non-commercial): tests/gen/real_inputs.sh rebuilds them from
@@ -155,7 +185,7 @@ static void real_skip(const char *why)
 /* SRC: the files under $MMPATH_TEST_DATA the inputs come from (NULL
  * ended); FILES: the real_inputs.sh outputs to build. Returns their
  * directory. */
-static const char *real_inputs(const char *const *src, const char *files)
+__attribute__((unused)) static const char *real_inputs(const char *const *src, const char *files)
 {
     const char *d = getenv("MMPATH_TEST_DATA"), *top = getenv("top_srcdir");
     const char *tmp = getenv("TMPDIR");

@@ -20,6 +20,7 @@
 #include "mm/safetensors.h"
 #include "mm/slide.h"
 #include "../tap.h"
+#include "../fixture.h"
 
 static char fix_dir[4096], dir[] = "/tmp/t-resnet.XXXXXX";
 
@@ -309,16 +310,8 @@ int main(void)
     }
     test_shape(m3, m4);
     test_safetensors(m3);
-    const char *data = getenv("MMPATH_TEST_DATA");
-    char sp[4200];
-    snprintf(sp, sizeof sp, "%s/wsi/CMU-1-Small-Region.svs", data ? data : "");
-    if (!data || !*data || access(sp, R_OK) != 0) {
-        const char *ci = getenv("CI");
-        if (ci && !strcmp(ci, "true"))
-            ok(0, "test data missing in CI: %s", data ? data : "(unset)");
-        else
-            diag("SKIP parity with torchvision: no %s", sp);
-    } else {
+    if (data_has("wsi/CMU-1-Small-Region.svs", "parity with torchvision")) {
+        const char *sp = data_path("wsi/CMU-1-Small-Region.svs");
         mm_slide *s = mm_slide_open(sp, NULL);
         if (ok(s != NULL, "open %s", sp)) test_parity(s, m3, m4);
         mm_slide_close(s);

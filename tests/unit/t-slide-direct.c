@@ -22,18 +22,8 @@
 #include <vips/vips.h>
 
 #include "../tap.h"
+#include "../fixture.h"
 #include "mm/slide.h"
-
-static const char *data;
-
-static char *dpath(const char *rel)
-{
-    static char buf[2][1200];
-    static int k;
-    k = (k + 1) % 2;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", data, rel);
-    return buf[k];
-}
 
 static uint64_t rng = 88172645463325252ull;
 static int64_t rnd(int64_t lo, int64_t hi) /* [lo, hi] */
@@ -231,7 +221,7 @@ static void check_threads(const char *path, const char *name)
 static int make_pyramid(const char *out)
 {
     VipsImage *in = NULL, *rgb = NULL, *crop = NULL;
-    int r = vips_tiffload(dpath("wsi/CMU-1-Small-Region.svs"), &in, NULL);
+    int r = vips_tiffload(data_path("wsi/CMU-1-Small-Region.svs"), &in, NULL);
     if (r == 0) r = in->Bands > 3 ? vips_extract_band(in, &rgb, 0, "n", 3, NULL) : vips_copy(in, &rgb, NULL);
     if (r == 0) r = vips_extract_area(rgb, &crop, 100, 200, 2048, 2560, NULL);
     if (r == 0)
@@ -249,24 +239,15 @@ static int make_pyramid(const char *out)
 
 int main(void)
 {
-    data = getenv("MMPATH_TEST_DATA");
-    if (!data || !*data || access(dpath("wsi/CMU-1-Small-Region.svs"), R_OK) != 0) {
-        const char *ci = getenv("CI");
-        if (ci && !strcmp(ci, "true")) {
-            ok(0, "test data missing in CI: %s", data ? data : "(unset)");
-            return done_testing();
-        }
-        diag("SKIP real-data tests: MMPATH_TEST_DATA has no wsi/ (%s)", data ? data : "unset");
-        return done_testing();
-    }
+    if (!data_has("wsi/CMU-1-Small-Region.svs", "real-data tests")) return done_testing();
     if (VIPS_INIT("t-slide-direct") != 0) {
         printf("Bail out! libvips failed to start\n");
         return 1;
     }
     vips_cache_set_max(0);
     unsetenv("MMPATH_SLIDE_DIRECT");
-    check_slide(dpath("wsi/CMU-1-Small-Region.svs"), "CMU-1 (aperio)", 1);
-    check_slide(dpath("wsi/derived/CMU-1-Small-Region_pyramid_jpeg.tif"), "pyramid (generic-tiff)", 1);
+    check_slide(data_path("wsi/CMU-1-Small-Region.svs"), "CMU-1 (aperio)", 1);
+    check_slide(data_path("wsi/derived/CMU-1-Small-Region_pyramid_jpeg.tif"), "pyramid (generic-tiff)", 1);
 
     char dir[] = "/tmp/t-slide-direct.XXXXXX";
     if (ok(mkdtemp(dir) != NULL, "temporary directory")) {
@@ -280,20 +261,20 @@ int main(void)
             check_slide(synth, "synthetic pyramid", 99);
             check_threads(synth, "synthetic pyramid");
         }
-        check_threads(dpath("wsi/CMU-1-Small-Region.svs"), "CMU-1");
+        check_threads(data_path("wsi/CMU-1-Small-Region.svs"), "CMU-1");
         unlink(synth);
         rmdir(dir);
     }
 
     /* Aperio JPEG 2000 (TIFF compression 33005): OpenSlide's */
-    mm_slide *j = mm_slide_open(dpath("wsi/tcga-cr-7395-01a-01-ts1.svs"), NULL);
+    mm_slide *j = mm_slide_open(data_path("wsi/tcga-cr-7395-01a-01-ts1.svs"), NULL);
     ok(j && !mm_slide_direct(j, 0) && !mm_slide_direct(j, 1),
        "tcga-cr-7395 (JPEG 2000): no level is read directly");
     mm_slide_close(j);
 
     /* MMPATH_SLIDE_DIRECT=0 at open: OpenSlide only */
     setenv("MMPATH_SLIDE_DIRECT", "0", 1);
-    mm_slide *s = mm_slide_open(dpath("wsi/CMU-1-Small-Region.svs"), NULL);
+    mm_slide *s = mm_slide_open(data_path("wsi/CMU-1-Small-Region.svs"), NULL);
     unsetenv("MMPATH_SLIDE_DIRECT");
     uint8_t px[16 * 16 * 3];
     ok(s && !mm_slide_direct(s, 0) && mm_slide_read_region(s, 0, 0, 0, 16, 16, px) == 0 &&

@@ -16,25 +16,15 @@
 #include <vips/vips.h>
 
 #include "../tap.h"
+#include "../fixture.h"
 #include "mm/slide.h"
-
-static const char *data;
-
-static char *dpath(const char *rel)
-{
-    static char buf[4][1200];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", data, rel);
-    return buf[k];
-}
 
 /* The RGBA reference PNG as RGB (alpha must be 255 everywhere: the regions
  * lie inside the slides); NULL on failure. */
 static uint8_t *ref_png(const char *rel, int *w, int *h)
 {
     VipsImage *img = NULL;
-    if (vips_pngload(dpath(rel), &img, NULL) != 0) {
+    if (vips_pngload(data_path(rel), &img, NULL) != 0) {
         diag("cannot read %s: %s", rel, vips_error_buffer());
         vips_error_clear();
         return NULL;
@@ -84,7 +74,7 @@ static void region_exact(mm_slide *s, const char *ref, int64_t x, int64_t y, int
 static void test_cmu(void)
 {
     int why = 1;
-    mm_slide *s = mm_slide_open(dpath("wsi/CMU-1-Small-Region.svs"), &why);
+    mm_slide *s = mm_slide_open(data_path("wsi/CMU-1-Small-Region.svs"), &why);
     if (!ok(s != NULL && why == MM_OK, "CMU-1-Small-Region.svs opens")) {
         diag("%s", mm_strerror());
         return;
@@ -166,7 +156,7 @@ static void test_cmu(void)
 static void test_tcga(void)
 {
     int why;
-    mm_slide *s = mm_slide_open(dpath("wsi/tcga-cr-7395-01a-01-ts1.svs"), &why);
+    mm_slide *s = mm_slide_open(data_path("wsi/tcga-cr-7395-01a-01-ts1.svs"), &why);
     if (!ok(s != NULL, "tcga-cr-7395 opens")) {
         diag("%s", mm_strerror());
         return;
@@ -188,7 +178,7 @@ static void test_tcga(void)
 static void test_pyramid(void)
 {
     int why;
-    mm_slide *s = mm_slide_open(dpath("wsi/derived/CMU-1-Small-Region_pyramid_jpeg.tif"), &why);
+    mm_slide *s = mm_slide_open(data_path("wsi/derived/CMU-1-Small-Region_pyramid_jpeg.tif"), &why);
     if (!ok(s != NULL, "pyramid TIFF opens")) {
         diag("%s", mm_strerror());
         return;
@@ -226,7 +216,7 @@ static void test_pyramid(void)
 static void test_flat(void)
 {
     int why;
-    mm_slide *s = mm_slide_open(dpath("histology/histolab_tcga-lung-rgb.png"), &why);
+    mm_slide *s = mm_slide_open(data_path("histology/histolab_tcga-lung-rgb.png"), &why);
     if (ok(s != NULL, "a PNG opens through the flat loader")) {
         is_str(mm_slide_vendor(s), "png", "PNG: vendor png");
         is_int(mm_slide_levels(s), 1, "PNG: one level");
@@ -244,7 +234,7 @@ static void test_flat(void)
     } else {
         diag("%s", mm_strerror());
     }
-    s = mm_slide_open(dpath("histology/kidney-48-5.tif"), &why);
+    s = mm_slide_open(data_path("histology/kidney-48-5.tif"), &why);
     if (ok(s != NULL, "a flat TIFF OpenSlide refuses opens through libvips")) {
         is_str(mm_slide_vendor(s), "tiff", "flat TIFF: vendor tiff");
         int64_t w, h;
@@ -253,7 +243,7 @@ static void test_flat(void)
     } else {
         diag("%s", mm_strerror());
     }
-    s = mm_slide_open(dpath("wsi/pathml_small_vectra.qptiff"), &why);
+    s = mm_slide_open(data_path("wsi/pathml_small_vectra.qptiff"), &why);
     if (ok(s != NULL, "QPTIFF opens (first channel) through libvips")) {
         is_int(mm_slide_channels(s), 1, "QPTIFF: one channel per page");
         mm_slide_res r;
@@ -269,7 +259,7 @@ static void test_flat(void)
 static void test_errors(void)
 {
     int why = 0;
-    mm_slide *s = mm_slide_open(dpath("wsi/pathml_small_dicom_TCGA-XK-AAJU.dcm"), &why);
+    mm_slide *s = mm_slide_open(data_path("wsi/pathml_small_dicom_TCGA-XK-AAJU.dcm"), &why);
     ok(s == NULL && why == MM_EFORMAT, "DICOM: MM_EFORMAT");
     like(mm_strerror(), "not a slide OpenSlide can read", "DICOM: 'not a slide' message");
     mm_slide_close(s);
@@ -296,7 +286,7 @@ static void test_errors(void)
     like(mm_strerror(), "not a slide", "text file: 'not a slide' message");
 
     /* the first 40 % of CMU-1-Small-Region.svs: a TIFF, but broken */
-    FILE *in = fopen(dpath("wsi/CMU-1-Small-Region.svs"), "rb");
+    FILE *in = fopen(data_path("wsi/CMU-1-Small-Region.svs"), "rb");
     f = fopen(cut, "wb");
     static char buf[1938955];
     size_t n = in ? fread(buf, 1, sizeof buf, in) : 0;
@@ -345,16 +335,7 @@ static void test_id(void)
 int main(void)
 {
     test_id();
-    data = getenv("MMPATH_TEST_DATA");
-    if (!data || !*data || access(dpath("wsi/CMU-1-Small-Region.svs"), R_OK) != 0) {
-        const char *ci = getenv("CI");
-        if (ci && !strcmp(ci, "true")) {
-            ok(0, "test data missing in CI: %s", data ? data : "(unset)");
-            return done_testing();
-        }
-        diag("SKIP real-data tests: MMPATH_TEST_DATA has no wsi/ (%s)", data ? data : "unset");
-        return done_testing();
-    }
+    if (!data_has("wsi/CMU-1-Small-Region.svs", "real-data tests")) return done_testing();
     if (VIPS_INIT("t-slide") != 0) {
         printf("Bail out! libvips failed to start\n");
         return 1;
